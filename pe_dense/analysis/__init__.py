@@ -1,0 +1,1 @@
+"""Layer-wise diagnostics and feature visualisation."""

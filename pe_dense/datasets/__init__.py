@@ -1,0 +1,1 @@
+"""Datasets not covered by MMDetection/MMSegmentation."""

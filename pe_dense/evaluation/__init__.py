@@ -1,0 +1,1 @@
+"""Metrics (DAVIS J&F, zero-shot, retrieval)."""

@@ -1,0 +1,1 @@
+"""Spatial alignment and distillation models."""

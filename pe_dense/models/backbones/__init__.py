@@ -1,0 +1,1 @@
+"""PE backbone (the tower), RoPE, position embeddings and checkpoint conversion."""

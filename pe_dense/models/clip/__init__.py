@@ -1,0 +1,1 @@
+"""PE-Core CLIP: text tower and the two-tower model."""

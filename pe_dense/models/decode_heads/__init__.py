@@ -1,0 +1,1 @@
+"""Segmentation and depth heads registered in MMSegmentation."""

@@ -1,0 +1,1 @@
+"""Detectors (DETA) registered in MMDetection."""

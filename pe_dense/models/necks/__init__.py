@@ -1,0 +1,1 @@
+"""Necks turning plain-ViT tokens into pyramids."""

@@ -1,0 +1,2 @@
+"""Assigners and other task modules registered in MMDetection."""
+from . import assigners  # noqa: F401

@@ -1,0 +1,1 @@
+"""DETA IoU-based one-to-many assigners."""

@@ -1,0 +1,1 @@
+"""Generators of small datasets in real on-disk formats."""
