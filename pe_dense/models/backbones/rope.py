@@ -1,0 +1,67 @@
+"""2D rotary position embedding of PE, in both position rules the released code uses.
+
+``'pe'``: integer grid coordinates (starting at 1 when the tower was trained with a cls
+token, which then sits at (0, 0) with no rotation), as in the PE-Core/Lang/Spatial towers.
+``'eva'``: coordinates of an N-token axis squeezed into the 16-position pretraining range,
+``arange(N) / N * 16 + 1``, as in the official DETA backbone (EVA-02 style).
+Half of every head's channels rotate with x (column), the other half with y (row); channel
+pairs (2i, 2i+1) rotate together.
+"""
+from typing import Dict, Tuple
+
+import torch
+from torch import nn
+
+RopeTable = Tuple[torch.Tensor, torch.Tensor]
+
+
+class Rope2D(nn.Module):
+    """Builds (cos, sin) tables of shape (tokens, head_dim / 2), one angle per channel pair."""
+
+    def __init__(self, head_dim: int, mode: str = 'pe', theta: float = 10000.,
+                 pos_offset: int = 0, pt_seq_len: int = 16):
+        super().__init__()
+        if mode not in ('pe', 'eva'):
+            raise ValueError(f"rope_mode must be 'pe' or 'eva', got {mode!r}")
+        if head_dim % 4:
+            raise ValueError(f'2D RoPE needs head_dim divisible by 4, got {head_dim}')
+        axis_dim = head_dim // 2
+        freqs = 1.0 / theta ** (torch.arange(0, axis_dim, 2).float() / axis_dim)
+        self.register_buffer('freqs', freqs, persistent=False)
+        self.mode = mode
+        self.pos_offset = pos_offset
+        self.pt_seq_len = pt_seq_len
+        self._cache: Dict[tuple, RopeTable] = {}
+
+    def _axis_angles(self, n: int, device) -> torch.Tensor:
+        pos = torch.arange(n, device=device, dtype=torch.float32)
+        if self.mode == 'eva':
+            pos = pos / n * self.pt_seq_len + 1
+        else:
+            pos = pos + self.pos_offset
+        return pos[:, None] * self.freqs.to(device)[None, :]
+
+    def forward(self, grid_h: int, grid_w: int, num_prefix: int = 0) -> RopeTable:
+        key = (grid_h, grid_w, num_prefix, self.freqs.device)
+        if key not in self._cache:
+            device = self.freqs.device
+            ax = self._axis_angles(grid_w, device)[None, :, :].expand(grid_h, -1, -1)
+            ay = self._axis_angles(grid_h, device)[:, None, :].expand(-1, grid_w, -1)
+            angles = torch.cat([ax, ay], dim=-1).reshape(grid_h * grid_w, -1)
+            if num_prefix:
+                angles = torch.cat([angles.new_zeros(num_prefix, angles.shape[1]), angles])
+            self._cache[key] = (angles.cos(), angles.sin())
+        return self._cache[key]
+
+    def _apply(self, fn, recurse=True):
+        self._cache.clear()  # tables follow the module to its new device / dtype
+        return super()._apply(fn, recurse)
+
+
+def apply_rope(x: torch.Tensor, table: RopeTable) -> torch.Tensor:
+    """Rotate channel pairs of ``x`` (..., tokens, head_dim) in fp32, return x's dtype."""
+    cos, sin = table
+    xf = x.float()
+    even, odd = xf[..., 0::2], xf[..., 1::2]
+    out = torch.stack((even * cos - odd * sin, odd * cos + even * sin), dim=-1)
+    return out.flatten(-2).to(x.dtype)
