@@ -203,7 +203,7 @@ class PE(BaseModule):
             scale * torch.randn(int(self.has_cls) + self.grid ** 2, width))
         self.ln_pre = nn.LayerNorm(width, eps=LN_EPS)
         layer_scale = layer_scale_init if layer_scale_init is not None else s['layer_scale']
-        drop = torch.linspace(0, drop_path_rate, self.depth).tolist()
+        drop = [drop_path_rate * i / max(self.depth - 1, 1) for i in range(self.depth)]
         global_idx = {i % self.depth for i in global_attn_indexes}
         self.transformer = Transformer([
             ResidualAttentionBlock(width, self.num_heads, s['mlp_dim'], layer_scale, drop[i],
