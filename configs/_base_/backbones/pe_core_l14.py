@@ -1,0 +1,22 @@
+# PE-Core-L14-336: patch 14, width 1024, depth 24, heads 16, native 336 px.
+# Reuse from any MMDetection / MMSegmentation / MMPretrain config:
+#   _base_ = ['mmdet::mask_rcnn/mask-rcnn_r50_fpn_1x_coco.py', 'path/to/this/file.py']
+#   model = dict(backbone={{_base_.pe_backbone_override}},  # replaces the stock backbone
+#                neck=dict(in_channels=[{{_base_.pe_width}}] * ...))
+# or, in a model without a backbone yet, `backbone={{_base_.pe_backbone}}`.
+# out_indices: four evenly spaced taps (the paper: the best dense features sit in the middle).
+# Set init_cfg.checkpoint to the downloaded official PE-Core-L14-336.pt
+# (official .pt, timm .pth/.safetensors and pe_dense checkpoints all load).
+custom_imports = dict(imports=['pe_dense'], allow_failed_imports=False)
+
+pe_arch = 'PE-Core-L14-336'
+pe_width = 1024
+pe_patch_size = 14
+pe_depth = 24
+pe_backbone = dict(
+    type='PE',
+    arch=pe_arch,
+    out_indices=(5, 11, 17, 23),
+    drop_path_rate=0.0,
+    init_cfg=dict(type='Pretrained', checkpoint='checkpoints/PE-Core-L14-336.pt'))
+pe_backbone_override = dict(_delete_=True, **pe_backbone)
