@@ -1,0 +1,80 @@
+"""DETA test-time augmentation merge: quad soft-NMS, flip-back and per-scale size filter."""
+import pytest
+import torch
+from mmcv.ops import nms as mmcv_nms
+from mmengine.config import ConfigDict
+from mmengine.model import BaseModel
+from mmengine.structures import InstanceData
+from mmdet.structures import DetDataSample
+
+from pe_dense.models.detectors.deta_tta import DETATTAModel, soft_nms
+
+
+def test_quad_decay_and_class_awareness():
+    boxes = torch.tensor([[0., 0., 10., 10.], [0., 0., 10., 9.], [0., 0., 10., 9.5], [50., 50., 60., 60.]])
+    scores = torch.tensor([0.9, 0.8, 0.7, 0.6])
+    labels = torch.tensor([0, 0, 1, 0])
+    keep, new = soft_nms(boxes, scores, labels, iou_threshold=0.7, method='quad', quad_scale=0.5)
+    assert keep.tolist() == [0, 2, 3, 1]            # box 1 decayed below the others
+    assert new[1] == pytest.approx(0.7)              # other class: untouched
+    assert new[3] == pytest.approx(0.8 * (1 - 0.9) ** 0.5, rel=1e-5)  # IoU(0,1) = 0.9
+
+
+def test_below_threshold_untouched_and_pruning():
+    boxes = torch.tensor([[0., 0., 10., 10.], [5., 0., 15., 10.]])  # IoU 1/3
+    keep, new = soft_nms(boxes, torch.tensor([0.9, 0.5]), torch.zeros(2, dtype=torch.long))
+    assert new.tolist() == pytest.approx([0.9, 0.5])
+    keep, _ = soft_nms(boxes[:1].repeat(2, 1), torch.tensor([0.9, 0.002]),
+                       torch.zeros(2, dtype=torch.long), min_score=1e-3)
+    assert keep.tolist() == [0]  # 0.002 * 0 -> pruned
+
+
+def test_hard_method_equals_mmcv_nms():
+    g = torch.Generator().manual_seed(0)
+    xy = torch.rand(40, 2, generator=g) * 50
+    boxes = torch.cat([xy, xy + 5 + torch.rand(40, 2, generator=g) * 20], 1)
+    scores = torch.rand(40, generator=g)
+    keep, _ = soft_nms(boxes, scores, torch.zeros(40, dtype=torch.long), 0.5, method='hard', min_score=0)
+    _, ref = mmcv_nms(boxes, scores, 0.5)
+    assert keep.tolist() == ref.tolist()
+
+
+def test_bad_method_named():
+    with pytest.raises(ValueError, match='cubic'):
+        soft_nms(torch.zeros(1, 4), torch.ones(1), torch.zeros(1, dtype=torch.long), method='cubic')
+
+
+def _sample(boxes, scores, flip):
+    s = DetDataSample(metainfo=dict(ori_shape=(100, 200), flip=flip,
+                                    flip_direction='horizontal' if flip else None))
+    s.pred_instances = InstanceData(bboxes=torch.tensor(boxes), scores=torch.tensor(scores),
+                                    labels=torch.zeros(len(scores), dtype=torch.long))
+    return s
+
+
+class _Model(BaseModel):
+    def forward(self, *args, **kwargs):
+        raise NotImplementedError('only the merge is exercised here')
+
+
+def test_merge_flips_back_filters_small_boxes_at_small_scales():
+    tta = DETATTAModel(module=_Model(), scale_ranges=[(0, 1e4), (20, 1e4)],
+                       tta_cfg=ConfigDict(nms=dict(type='soft_nms', method='quad', iou_threshold=0.7,
+                                                   quad_scale=0.5, min_score=1e-3), max_per_img=10))
+    views = [
+        _sample([[10., 10., 50., 50.]], [0.9], flip=False),     # scale 0
+        _sample([[150., 10., 190., 50.]], [0.8], flip=True),    # same box seen flipped: IoU 1
+        _sample([[100., 60., 110., 70.]], [0.7], flip=False),   # 10 px side at scale 1: dropped
+        _sample([[0., 60., 60., 99.]], [0.6], flip=True),       # kept, flips back to 140..200
+    ]
+    merged = tta.merge_preds([views])[0].pred_instances
+    assert merged.bboxes.tolist() == [[10., 10., 50., 50.], [140., 60., 200., 99.]]
+    assert merged.scores.tolist() == pytest.approx([0.9, 0.6])
+
+
+def test_missing_scale_range_is_named():
+    tta = DETATTAModel(module=_Model(), scale_ranges=[(0, 1e4)],
+                       tta_cfg=ConfigDict(nms=dict(type='soft_nms'), max_per_img=10))
+    views = [_sample([[0., 0., 5., 5.]], [0.5], flip=False)] * 3
+    with pytest.raises(ValueError, match=r'scale_ranges\[1\]'):
+        tta.merge_preds([views])
