@@ -2,8 +2,6 @@
 import hashlib
 import json
 import os.path as osp
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -114,15 +112,137 @@ def test_coco_bad_input(tmp_path):
         make_toy('kitti', str(tmp_path))
 
 
+def _run_cli(*argv):
+    """Run tools/make_toy_data.py in-process (a subprocess would re-import torch & co)."""
+    import contextlib
+    import io
+    import runpy
+    mod = runpy.run_path(osp.join(ROOT, 'tools', 'make_toy_data.py'))
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        mod['main'](list(argv))
+    return json.loads(buf.getvalue())
+
+
 def test_cli_coco(tmp_path):
     out = tmp_path / 'cli'
-    res = subprocess.run(
-        [sys.executable, osp.join(ROOT, 'tools', 'make_toy_data.py'), 'coco', '--out', str(out),
-         '--num-train', '2', '--num-val', '1', '--size', '64', '--seed', '2',
-         '--classes', 'circle,star', '--no-progress'],
-        capture_output=True, text=True, cwd=ROOT)
-    assert res.returncode == 0, res.stderr
-    summary = json.loads(res.stdout)
+    summary = _run_cli('coco', '--out', str(out), '--num-train', '2', '--num-val', '1',
+                       '--size', '64', '--seed', '2', '--classes', 'circle,star',
+                       '--no-progress')
     assert summary['classes'] == ['circle', 'star']
     assert summary['splits']['val2017']['images'] == 1
     assert osp.isfile(out / 'annotations' / 'instances_val2017.json')
+
+
+def test_cli_rejects_option_of_other_kind(tmp_path):
+    with pytest.raises(SystemExit, match='layout'):
+        _run_cli('nyu', '--out', str(tmp_path), '--layout', 'sa1b', '--no-progress')
+
+
+# ----------------------------------------------------------------------------- ADE20K
+def test_ade20k_mmseg_dataset(tmp_path):
+    from mmcv.transforms import LoadImageFromFile
+    from mmseg.datasets import ADE20KDataset
+    from mmseg.datasets.transforms import LoadAnnotations, PackSegInputs
+    from pe_dense.toy import ADE20K_TOY_CLASSES, make_ade20k
+    summary = make_ade20k(str(tmp_path), num_train=3, num_val=2, size=64, seed=0,
+                          progress_bar=False)
+    ids = set(summary['splits']['training']['pixels_per_id'])
+    assert ids <= {0, 1, 3, 4, 10, 42, 44, 120, 150} and len(ids) >= 4
+    # LoadAnnotations takes reduce_zero_label from the dataset (ADE20KDataset: True)
+    pipeline = [LoadImageFromFile(), LoadAnnotations(), PackSegInputs()]
+    full = ADE20KDataset(data_root=str(tmp_path),
+                         data_prefix=dict(img_path='images/validation',
+                                          seg_map_path='annotations/validation'),
+                         pipeline=pipeline)
+    assert len(full) == 2
+    seg = full[0]['data_samples'].gt_sem_seg.data.numpy()
+    assert seg.shape == (1, 64, 64)
+    # reduce_zero_label: ADE id k -> k-1, 0 ("other") -> 255
+    assert set(np.unique(seg)) <= {255, 0, 2, 3, 9, 41, 43, 119, 149}
+    # the toy subset as custom metainfo: mmseg remaps it to 0..7 (+255 ignore)
+    small = ADE20KDataset(data_root=str(tmp_path), metainfo=dict(classes=ADE20K_TOY_CLASSES),
+                          data_prefix=dict(img_path='images/training',
+                                           seg_map_path='annotations/training'),
+                          pipeline=pipeline)
+    labels = set()
+    for i in range(len(small)):
+        labels |= set(np.unique(small[i]['data_samples'].gt_sem_seg.data.numpy()).tolist())
+    assert labels <= set(range(8)) | {255} and len(labels - {255}) >= 3
+
+
+def test_ade20k_bad_class(tmp_path):
+    from pe_dense.toy import make_ade20k
+    with pytest.raises(ValueError, match='ellipse'):
+        make_ade20k(str(tmp_path), classes=('circle', 'ellipse'))
+
+
+# ----------------------------------------------------------------------------- NYU
+def test_nyu_mmseg_dataset(tmp_path):
+    from mmcv.transforms import LoadImageFromFile
+    from mmseg.datasets import NYUDataset
+    from mmseg.datasets.transforms import LoadDepthAnnotation, PackSegInputs
+    from pe_dense.toy import make_nyu
+    summary = make_nyu(str(tmp_path), num_train=3, num_val=2, size='64x48', seed=0, stereo=1,
+                       progress_bar=False)
+    lo, hi = summary['splits']['test']['depth_mm_range']
+    assert 300 <= lo < hi <= 10000
+    assert summary['splits']['train']['images'] == 4
+    ds = NYUDataset(data_root=str(tmp_path),
+                    data_prefix=dict(img_path='images/test', depth_map_path='annotations/test'),
+                    pipeline=[LoadImageFromFile(),
+                              LoadDepthAnnotation(depth_rescale_factor=1e-3), PackSegInputs()])
+    assert len(ds) == 2
+    info = ds.get_data_info(0)
+    assert info['category_id'] >= 0  # scene name prefix is an NYU class
+    sample = ds[0]
+    depth = sample['data_samples'].gt_depth_map.data.numpy()
+    assert depth.shape == (1, 48, 64) and tuple(sample['inputs'].shape) == (3, 48, 64)
+    assert depth.min() > 0.3 and depth.max() <= 10.0  # metres, all valid for rendered rooms
+    assert depth.std() > 0.1  # real geometry, not a constant plane
+    stereo = sorted((tmp_path / 'annotations' / 'train').glob('study_*.png'))
+    assert len(stereo) == 1
+
+
+def test_nyu_depth_matches_geometry():
+    """Objects in front have smaller depth than the wall behind them; floor depth grows upward."""
+    from pe_dense.toy.nyu import render_room
+    rng = np.random.default_rng(0)
+    img, depth = render_room(rng, (96, 72), 'kitchen')
+    assert img.shape == (72, 96, 3) and img.dtype == np.uint8
+    col = depth[:, 5]
+    # down the left edge the floor gets closer (bottom rows nearer than the middle)
+    assert col[-1] < col[len(col) // 2]
+    assert np.isfinite(depth).all() and depth.max() <= 10.0
+
+
+# ----------------------------------------------------------------------------- DAVIS
+def test_davis_layout_and_palette(tmp_path):
+    from PIL import Image
+    from pe_dense.toy import davis_palette, make_davis
+    s1 = make_davis(str(tmp_path / 'a'), num_train=1, num_val=2, size=(96, 64), frames=4,
+                    seed=0, progress_bar=False)
+    make_davis(str(tmp_path / 'b'), num_train=1, num_val=2, size=(96, 64), frames=4, seed=0,
+               progress_bar=False)
+    root = tmp_path / 'a'
+    val = (root / 'ImageSets' / '2017' / 'val.txt').read_text().split()
+    assert val == s1['splits']['val']['sequences'] and len(val) == 2
+    assert (root / 'ImageSets' / '2017' / 'train.txt').read_text().split()
+    pal = davis_palette()
+    assert pal[3:6] == [128, 0, 0] and pal[6:9] == [0, 128, 0] and len(pal) == 768
+    for seq in val:
+        jpgs = sorted((root / 'JPEGImages' / '480p' / seq).glob('*.jpg'))
+        pngs = sorted((root / 'Annotations' / '480p' / seq).glob('*.png'))
+        assert [p.stem for p in jpgs] == [p.stem for p in pngs] == ['00000', '00001', '00002',
+                                                                     '00003']
+        first = Image.open(pngs[0])
+        assert first.mode == 'P' and first.getpalette()[:9] == pal[:9]
+        assert Image.open(jpgs[0]).size == (96, 64)
+        ids0 = np.unique(np.array(first))
+        assert ids0[0] == 0 and list(ids0[1:]) == list(range(1, len(ids0)))  # 0, 1..K
+        for p in pngs[1:]:
+            assert set(np.unique(np.array(Image.open(p)))) <= set(ids0.tolist())
+        # objects move: the object masks change between first and last frame
+        assert (np.array(first) != np.array(Image.open(pngs[-1]))).any()
+        b = tmp_path / 'b' / 'Annotations' / '480p' / seq / '00002.png'
+        assert _sha(b) == _sha(root / 'Annotations' / '480p' / seq / '00002.png')

@@ -29,6 +29,7 @@ def parse_args(argv=None):
     p.add_argument('--mask-format', choices=['polygon', 'rle'], help='coco segmentation format')
     p.add_argument('--layout', choices=['folder', 'sa1b'], help='images: output layout')
     p.add_argument('--frames', type=int, help='davis / imagetext videos: frames per video')
+    p.add_argument('--stereo', type=int, help='nyu: extra train crops of the motorcycle pair')
     p.add_argument('--no-progress', action='store_true', help='hide the progress bar')
     return p.parse_args(argv)
 
@@ -36,7 +37,7 @@ def parse_args(argv=None):
 def to_kwargs(args) -> dict:
     """Only the options that were given, so each generator keeps its own defaults."""
     kw = dict(seed=args.seed, progress_bar=not args.no_progress)
-    for name in ('num_train', 'num_val', 'size', 'mask_format', 'layout', 'frames'):
+    for name in ('num_train', 'num_val', 'size', 'mask_format', 'layout', 'frames', 'stereo'):
         if getattr(args, name) is not None:
             kw[name] = getattr(args, name)
     if args.classes:
@@ -48,7 +49,7 @@ def main(argv=None):
     args = parse_args(argv)
     try:
         summary = make_toy(args.kind, args.out, **to_kwargs(args))
-    except TypeError as e:  # an option the chosen kind does not take
+    except ValueError as e:  # bad option value, or an option the chosen kind does not take
         sys.exit(f'make_toy_data {args.kind}: {e}')
     print(json.dumps(summary, indent=2))
 

@@ -51,24 +51,34 @@ def motorcycle_stereo() -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
     return _to_rgb(left), _to_rgb(right), disp.astype(np.float32)
 
 
+def crop_window(rng: np.random.Generator, hw: Tuple[int, int], size: Tuple[int, int],
+                min_scale: float = 0.35) -> Tuple[int, int, int, int, bool]:
+    """(x0, y0, w, h, flip): a random window of an ``hw`` picture with the aspect of ``size``."""
+    w, h = size
+    ih, iw = hw
+    aspect = w / h
+    cw = min(iw, ih * aspect) * rng.uniform(min_scale, 1.0)
+    cw, ch = max(int(round(cw)), 1), max(int(round(cw / aspect)), 1)
+    cw, ch = min(cw, iw), min(ch, ih)
+    x0 = int(rng.integers(0, iw - cw + 1))
+    y0 = int(rng.integers(0, ih - ch + 1))
+    return x0, y0, cw, ch, bool(rng.random() < 0.5)
+
+
+def apply_window(img: np.ndarray, window, size: Tuple[int, int],
+                 interp: Optional[int] = None) -> np.ndarray:
+    """Cut ``window`` from ``img`` and resize to ``size`` (w, h); area filter when shrinking."""
+    x0, y0, cw, ch, flip = window
+    if interp is None:
+        interp = cv2.INTER_AREA if cw >= size[0] else cv2.INTER_LINEAR
+    out = cv2.resize(img[y0:y0 + ch, x0:x0 + cw], tuple(size), interpolation=interp)
+    return np.ascontiguousarray(out[:, ::-1] if flip else out)
+
+
 def random_crop(img: np.ndarray, rng: np.random.Generator, size: Tuple[int, int],
                 min_scale: float = 0.35) -> np.ndarray:
     """A random crop of ``img`` with the aspect of ``size`` (w, h), resized to it, maybe flipped."""
-    w, h = size
-    ih, iw = img.shape[:2]
-    aspect = w / h
-    max_cw = min(iw, ih * aspect)
-    cw = max_cw * rng.uniform(min_scale, 1.0)
-    ch = cw / aspect
-    cw, ch = max(int(round(cw)), 1), max(int(round(ch)), 1)
-    x0 = int(rng.integers(0, iw - cw + 1))
-    y0 = int(rng.integers(0, ih - ch + 1))
-    crop = img[y0:y0 + ch, x0:x0 + cw]
-    interp = cv2.INTER_AREA if cw >= w else cv2.INTER_LINEAR
-    out = cv2.resize(crop, (w, h), interpolation=interp)
-    if rng.random() < 0.5:
-        out = out[:, ::-1]
-    return np.ascontiguousarray(out)
+    return apply_window(img, crop_window(rng, img.shape[:2], size, min_scale), size)
 
 
 class PictureBank:
