@@ -246,3 +246,112 @@ def test_davis_layout_and_palette(tmp_path):
         assert (np.array(first) != np.array(Image.open(pngs[-1]))).any()
         b = tmp_path / 'b' / 'Annotations' / '480p' / seq / '00002.png'
         assert _sha(b) == _sha(root / 'Annotations' / '480p' / seq / '00002.png')
+
+
+# ----------------------------------------------------------------------------- images / SA-1B
+def test_images_folder(tmp_path):
+    from PIL import Image
+    from pe_dense.toy import make_images
+    s = make_images(str(tmp_path), num_train=4, num_val=1, size=48, layout='folder',
+                    progress_bar=False)
+    train = sorted((tmp_path / 'train').rglob('*.jpg'))
+    assert len(train) == 4 and s['splits']['train']['images'] == 4
+    assert any(p.parent != tmp_path / 'train' for p in train)  # nested sub-folders exist
+    assert len(list((tmp_path / 'val').rglob('*.jpg'))) == 1
+    assert Image.open(train[0]).size == (48, 48)
+
+
+def test_images_sa1b(tmp_path):
+    from pycocotools import mask as mask_util
+    from pe_dense.toy import make_images
+    make_images(str(tmp_path / 'a'), num_train=3, num_val=1, size=64, layout='sa1b', seed=4,
+                progress_bar=False)
+    make_images(str(tmp_path / 'b'), num_train=3, num_val=1, size=64, layout='sa1b', seed=4,
+                progress_bar=False)
+    shard = tmp_path / 'a' / 'sa_000000'
+    jsons = sorted(shard.glob('sa_*.json'))
+    assert len(jsons) == 3 and len(list(shard.glob('sa_*.jpg'))) == 3
+    assert (tmp_path / 'a' / 'sa_000001').is_dir()
+    ann_ids = []
+    for js in jsons:
+        rec = json.loads(js.read_text())
+        im = rec['image']
+        assert set(im) == {'image_id', 'width', 'height', 'file_name'}
+        assert (shard / im['file_name']).is_file() and (im['width'], im['height']) == (64, 64)
+        assert rec['annotations']
+        union = np.zeros((64, 64), np.int32)
+        for a in rec['annotations']:
+            m = mask_util.decode(a['segmentation'])
+            assert m.shape == (64, 64) and m.sum() == a['area'] > 0
+            x, y = a['point_coords'][0]
+            assert m[int(y), int(x)] == 1  # the point lies on its mask
+            bx, by, bw, bh = a['bbox']
+            assert bx >= 0 and by >= 0 and bx + bw <= 64 and by + bh <= 64
+            assert 0 < a['predicted_iou'] <= 1 and 0 < a['stability_score'] <= 1
+            assert a['crop_box'] == [0.0, 0.0, 64.0, 64.0]
+            union += m
+            ann_ids.append(a['id'])
+        assert union.max() == 1  # masks do not overlap
+    assert len(ann_ids) == len(set(ann_ids))
+    rel = osp.join('sa_000000', 'sa_2.json')
+    assert _sha(tmp_path / 'a' / rel) == _sha(tmp_path / 'b' / rel)
+
+
+# ----------------------------------------------------------------------------- image-text
+def test_imagetext(tmp_path):
+    import csv
+    import cv2
+    from pe_dense.toy import make_imagetext
+    s = make_imagetext(str(tmp_path), num_train=5, num_val=3, size=80, num_videos=1, frames=5,
+                       progress_bar=False)
+    classnames = json.loads((tmp_path / 'classnames.json').read_text())
+    assert len(classnames) == s['classes'] == 16 and 'red circle' in classnames
+    for split, n in (('train', 5), ('val', 3)):
+        rows = [json.loads(l) for l in (tmp_path / f'{split}.jsonl').read_text().splitlines()]
+        assert len(rows) == n
+        for r in rows:
+            assert (tmp_path / r['image']).is_file()
+            color, shape = classnames[r['label']].split(' ')
+            assert color in r['caption'] and shape in r['caption']
+        if split == 'val':  # single group: caption is "<count> <colour> <shape>[s]"
+            assert all(' and ' not in r['caption'] for r in rows)
+        with open(tmp_path / f'{split}.csv', newline='') as f:
+            table = list(csv.DictReader(f, delimiter='\t'))
+        assert [(t['filepath'], t['title']) for t in table] == \
+            [(r['image'], r['caption']) for r in rows]
+    vids = [json.loads(l) for l in (tmp_path / 'videos.jsonl').read_text().splitlines()]
+    assert len(vids) == 1
+    assert vids[0]['caption'].split(' ')[-1] in ('left', 'right', 'up', 'down', 'still')
+    cap = cv2.VideoCapture(str(tmp_path / vids[0]['video']))
+    frames = []
+    while True:
+        ok, frame = cap.read()
+        if not ok:
+            break
+        frames.append(frame)
+    assert len(frames) == 5 and frames[0].shape == (80, 80, 3)
+
+
+def test_imagetext_caption_counts():
+    """Captions state how many shapes of each colour were drawn."""
+    from pe_dense.toy.imagetext import _picture, caption_for
+    from pe_dense.toy.pictures import PictureBank
+    assert caption_for([(2, 'red', 'circle'), (1, 'blue', 'star')]) == \
+        'two red circles and a blue star'
+    rng = np.random.default_rng(1)
+    img, groups, label = _picture(rng, PictureBank(), (96, 96), ['red circle', 'blue square'],
+                                  1, 3)
+    n, color, shape = groups[0]
+    assert ['red circle', 'blue square'][label] == f'{color} {shape}'
+    ref = {'red': (220, 30, 30), 'blue': (30, 70, 225)}[color]
+    close = (np.abs(img.astype(int) - ref).sum(-1) < 90)
+    from scipy import ndimage
+    blobs, count = ndimage.label(ndimage.binary_opening(close, iterations=2))
+    sizes = np.bincount(blobs.ravel())[1:]
+    assert (sizes > 40).sum() == n
+
+
+def test_imagetext_bad_color(tmp_path):
+    from pe_dense.toy import make_imagetext
+    with pytest.raises(ValueError, match='magenta'):
+        make_imagetext(str(tmp_path), colors=('red', 'magenta'))

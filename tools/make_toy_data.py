@@ -25,10 +25,12 @@ def parse_args(argv=None):
     p.add_argument('--num-val', type=int, help='validation items')
     p.add_argument('--size', help='image size: S or WxH')
     p.add_argument('--seed', type=int, default=0)
-    p.add_argument('--classes', help='comma-separated shape class names (coco, ade20k)')
+    p.add_argument('--classes', help='comma-separated shape names (coco, ade20k, imagetext)')
+    p.add_argument('--colors', help='imagetext: comma-separated colour names')
     p.add_argument('--mask-format', choices=['polygon', 'rle'], help='coco segmentation format')
     p.add_argument('--layout', choices=['folder', 'sa1b'], help='images: output layout')
     p.add_argument('--frames', type=int, help='davis / imagetext videos: frames per video')
+    p.add_argument('--num-videos', type=int, help='imagetext: number of captioned videos')
     p.add_argument('--stereo', type=int, help='nyu: extra train crops of the motorcycle pair')
     p.add_argument('--no-progress', action='store_true', help='hide the progress bar')
     return p.parse_args(argv)
@@ -37,11 +39,13 @@ def parse_args(argv=None):
 def to_kwargs(args) -> dict:
     """Only the options that were given, so each generator keeps its own defaults."""
     kw = dict(seed=args.seed, progress_bar=not args.no_progress)
-    for name in ('num_train', 'num_val', 'size', 'mask_format', 'layout', 'frames', 'stereo'):
+    for name in ('num_train', 'num_val', 'size', 'mask_format', 'layout', 'frames', 'stereo',
+                 'num_videos'):
         if getattr(args, name) is not None:
             kw[name] = getattr(args, name)
-    if args.classes:
-        kw['classes'] = tuple(c.strip() for c in args.classes.split(',') if c.strip())
+    for name in ('classes', 'colors'):
+        if getattr(args, name):
+            kw[name] = tuple(c.strip() for c in getattr(args, name).split(',') if c.strip())
     return kw
 
 

@@ -64,11 +64,14 @@ def _background_frames(bank, rng, size, frames):
                              borderMode=cv2.BORDER_REFLECT)
 
 
-def make_sequence(rng, bank, size, frames, num_objects):
-    """Lists of RGB frames and uint8 id maps for one video."""
+def make_sequence(rng, bank, size, frames, num_objects, kinds=None, colors=None):
+    """Lists of RGB frames and uint8 id maps for one video, and the trajectories
+    [(start xy, end xy, start radius, end radius)] per object."""
     w, h = size
-    kinds = [SHAPES[int(rng.integers(5))] for _ in range(num_objects)]  # the 5 most distinct
-    colors = [pick_color(rng) for _ in range(num_objects)]
+    if kinds is None:
+        kinds = [SHAPES[int(rng.integers(5))] for _ in range(num_objects)]  # 5 most distinct
+    if colors is None:
+        colors = [pick_color(rng) for _ in range(num_objects)]
     trajs = _trajectories(rng, num_objects, w, h, frames)
     angles = rng.uniform(-0.3, 0.3, num_objects)
     spins = rng.uniform(-0.03, 0.03, num_objects)
@@ -87,7 +90,7 @@ def make_sequence(rng, bank, size, frames, num_objects):
             lab[o.mask] = k + 1
         imgs.append(img)
         labels.append(lab)
-    return imgs, labels
+    return imgs, labels, trajs
 
 
 def make_davis(out: str, num_train: int = 2, num_val: int = 3, size=DEFAULT_SIZE, seed: int = 0,
@@ -108,7 +111,7 @@ def make_davis(out: str, num_train: int = 2, num_val: int = 3, size=DEFAULT_SIZE
             n_obj = int(rng.integers(1, max_objects + 1))
             name = f'toy-{split}-{i:02d}'
             for _ in range(50):  # every object must be visible in frame 0 (it defines K)
-                imgs, labels = make_sequence(rng, bank, size, frames, n_obj)
+                imgs, labels, _ = make_sequence(rng, bank, size, frames, n_obj)
                 if len(np.unique(labels[0])) == n_obj + 1:
                     break
             else:

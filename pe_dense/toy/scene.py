@@ -10,10 +10,11 @@ from .shapes import COLORS, Shape, jitter_color, paint, random_shape
 
 @dataclass
 class Obj:
-    """A drawn object: geometry, colour name and RGB, and its visible mask after compositing."""
+    """A drawn object: geometry, colour name and RGB, and its visible mask after compositing.
+    ``rgb=None`` makes it a cut-out of a real picture (pasted crop under the shape mask)."""
     shape: Shape
-    color_name: str
-    rgb: Tuple[int, int, int]
+    color_name: Optional[str]
+    rgb: Optional[Tuple[int, int, int]]
     mask: Optional[np.ndarray] = None
 
 
@@ -61,6 +62,11 @@ def render(rng: np.random.Generator, background: np.ndarray, objs: Sequence[Obj]
     hw = img.shape[:2]
     full = [o.shape.mask(hw) for o in objs]
     for o, m in zip(objs, full):
+        if o.rgb is None:
+            if bank is None:
+                raise ValueError('pasted cut-outs (rgb=None) need a PictureBank')
+            img[m] = bank.crop(rng, (hw[1], hw[0]))[m]
+            continue
         tex = None
         if bank is not None and rng.random() < texture_prob:
             tex = bank.crop(rng, (hw[1], hw[0]))
