@@ -142,3 +142,10 @@ def test_training_dataset_refetches_past_broken_image(tmp_path):
                             pipeline=[dict(type='mmdet.LoadImageOrSkip')])
     for _ in range(5):  # index 1 is broken: MMEngine refetches a random valid index
         assert ds[1]['img_path'].endswith('a.jpg')
+
+
+def test_filter_empty_gt_drops_images_left_without_boxes(tmp_path):
+    path = _write_set(tmp_path, [_ann(1, [1, 1, 5, 5]), _ann(2, [60, 60, 5, 5], img=2)])
+    ds = _build(tmp_path, path, filter_cfg=dict(filter_empty_gt=True, min_size=1))
+    assert len(ds) == 1 and ds.get_data_info(0)['img_path'].endswith('a.jpg')
+    assert ds.repair_counts['empty'] == 1

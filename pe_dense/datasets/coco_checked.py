@@ -6,6 +6,7 @@ silently and crashes with a ``KeyError`` on others. ``CheckedCocoDataset`` valid
 file first (every error names the file, the record and the field), clips or skips bad boxes
 and logs how many, and ``LoadImageOrSkip`` turns an undecodable image into a logged skip.
 """
+import copy
 import json
 import math
 from collections import Counter
@@ -127,13 +128,15 @@ class CheckedCocoDataset(CocoDataset):
         self.coco = self.COCOAPI()
         self.coco.dataset = coco
         self.coco.createIndex()
+        # mmdet's wrapper aliases these in __init__, before the index existed
+        self.coco.img_ann_map, self.coco.cat_img_map = self.coco.imgToAnns, self.coco.catToImgs
         return self._data_list_from_api()
 
     def _data_list_from_api(self) -> List[dict]:
         """Same walk as mmdet's ``CocoDataset.load_data_list`` over an in-memory API."""
         self.cat_ids = self.coco.get_cat_ids(cat_names=self.metainfo['classes'])
         self.cat2label = {cat_id: i for i, cat_id in enumerate(self.cat_ids)}
-        self.cat_img_map = dict(self.coco.cat_img_map)
+        self.cat_img_map = copy.deepcopy(self.coco.cat_img_map)  # defaultdict: empty classes
         data_list = []
         for img_id in self.coco.get_img_ids():
             raw_img_info = self.coco.load_imgs([img_id])[0]
