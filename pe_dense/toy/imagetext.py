@@ -14,7 +14,6 @@ from itertools import product
 from typing import Sequence
 
 import cv2
-import numpy as np
 
 from .davis import make_sequence
 from .io import (check_counts, dump_json, dump_jsonl, image_rng, parse_size, progress,
