@@ -355,3 +355,26 @@ def test_imagetext_bad_color(tmp_path):
     from pe_dense.toy import make_imagetext
     with pytest.raises(ValueError, match='magenta'):
         make_imagetext(str(tmp_path), colors=('red', 'magenta'))
+
+
+def test_coco_color_by_class_switch(tmp_path):
+    """color_by_class ties a colour to each class; off, the same class comes in many colours."""
+    from PIL import Image
+    from pycocotools.coco import COCO
+
+    def class_colors(out, **kw):
+        make_coco(out, num_train=12, num_val=0, size=96, seed=0, classes=('circle',),
+                  progress_bar=False, **kw)
+        coco = COCO(osp.join(out, 'annotations', 'instances_train2017.json'))
+        means = []
+        for a in coco.loadAnns(coco.getAnnIds()):
+            img = coco.loadImgs(a['image_id'])[0]
+            rgb = np.array(Image.open(osp.join(out, 'train2017', img['file_name'])))
+            means.append(rgb[coco.annToMask(a) > 0].mean(0))
+        return np.array(means)
+
+    tied = class_colors(str(tmp_path / 'tied'))
+    free = class_colors(str(tmp_path / 'free'), color_by_class=False)
+    assert tied.std(0).max() < 25 < free.std(0).max()
+    with pytest.raises(ValueError, match='objects range'):
+        make_coco(str(tmp_path / 'bad'), objects=(3, 1))
