@@ -1,0 +1,151 @@
+"""Depth heads for mmseg's ``DepthEstimator``: a frozen-feature linear probe and DPT.
+
+Both share :class:`DepthOutputMixin`: the last 1x1 conv predicts either one channel
+(regression, ``sigmoid * max_depth``) or ``num_bins`` logits (classification over depth
+bins, softmax then the expectation of the bin centres, as DINOv2's / AdaBins' probes).
+Training uses mmseg's depth losses (SiLog by default) on pixels with ``0 < gt <= max_depth``.
+"""
+import math
+from typing import List, Sequence, Union
+
+import torch
+import torch.nn.functional as F
+from mmseg.models.decode_heads.dpt_head import DPTHead
+from mmseg.models.decode_heads.decode_head import BaseDecodeHead
+from mmseg.models.utils import resize
+from mmseg.registry import MODELS
+
+from .linear_probe import ProbeMixin, _as_list
+
+
+def bin_centres(min_depth: float, max_depth: float, num_bins: int, spacing: str) -> torch.Tensor:
+    """Centres of ``num_bins`` depth bins, uniform ('linear') or uniform in log depth ('log')."""
+    if spacing == 'linear':
+        edges = torch.linspace(min_depth, max_depth, num_bins + 1)
+    elif spacing == 'log':
+        edges = torch.logspace(math.log10(min_depth), math.log10(max_depth), num_bins + 1)
+    else:
+        raise ValueError(f"depth head: bin_spacing must be 'linear' or 'log', got {spacing!r}")
+    return (edges[:-1] + edges[1:]) / 2
+
+
+class DepthOutputMixin:
+    """Turns the conv output into metric depth, and computes depth losses / predictions."""
+
+    def _init_depth(self, mode: str, num_bins: int, min_depth: float, max_depth: float,
+                    bin_spacing: str):
+        if mode not in ('regression', 'bins'):
+            raise ValueError(f"depth head: mode must be 'regression' or 'bins', got {mode!r}")
+        if not 0 < min_depth < max_depth:
+            raise ValueError(f'depth head: need 0 < min_depth < max_depth, got {min_depth}, '
+                             f'{max_depth}')
+        self.depth_mode = mode
+        self.min_depth = min_depth
+        self.max_depth = max_depth
+        if mode == 'bins':
+            self.register_buffer('centres', bin_centres(min_depth, max_depth, num_bins,
+                                                        bin_spacing), persistent=False)
+
+    @staticmethod
+    def _num_outputs(mode: str, num_bins: int) -> int:
+        if mode == 'bins' and num_bins < 2:
+            raise ValueError(f'depth head: bins mode needs num_bins >= 2, got {num_bins}')
+        return num_bins if mode == 'bins' else 1
+
+    def to_depth(self, out: torch.Tensor) -> torch.Tensor:
+        """(B, K, h, w) head output -> (B, 1, h, w) depth in metres."""
+        if self.depth_mode == 'regression':
+            return torch.sigmoid(out) * self.max_depth
+        prob = out.softmax(dim=1)
+        return torch.einsum('bkhw,k->bhw', prob, self.centres.to(prob.dtype))[:, None]
+
+    def loss_by_feat(self, depth: torch.Tensor, batch_data_samples) -> dict:
+        gt = torch.stack([s.gt_depth_map.data for s in batch_data_samples]).to(depth)
+        depth = resize(depth, size=gt.shape[2:], mode='bilinear',
+                       align_corners=self.align_corners)
+        # mmseg's depth losses skip targets <= eps; zeroing depths past max_depth makes
+        # them skip those too (sensor saturation / far invalid pixels).
+        gt = torch.where(gt > self.max_depth, torch.zeros_like(gt), gt)
+        losses = self.loss_decode if isinstance(self.loss_decode, torch.nn.ModuleList) \
+            else [self.loss_decode]
+        out = {}
+        for loss in losses:
+            out[loss.loss_name] = out.get(loss.loss_name, 0) + loss(depth, gt)
+        return out
+
+    def loss(self, inputs, batch_data_samples, train_cfg) -> dict:
+        return self.loss_by_feat(self.forward(inputs), batch_data_samples)
+
+    def predict(self, inputs, batch_img_metas: List[dict], test_cfg) -> torch.Tensor:
+        return self.predict_by_feat(self.forward(inputs), batch_img_metas)
+
+
+@MODELS.register_module()
+class LinearDepthHead(DepthOutputMixin, ProbeMixin, BaseDecodeHead):
+    """Frozen-feature depth probe (DINOv2 'linear' / 'linear4'): BN + 1x1 conv.
+
+    Args:
+        in_channels, in_index: the selected backbone outputs; ``(B, C)`` inputs (cls token or
+            pooled embedding) are broadcast over the grid and concatenated.
+        mode: 'bins' (softmax over ``num_bins`` bins, expected centre) or 'regression'.
+        min_depth, max_depth: bin range in metres; ``max_depth`` also bounds regression and
+            the pixels used in the loss.
+        bin_spacing: 'linear' (DINOv2's 'UD') or 'log'.
+        upsample: bilinear feature upsampling before BN (DINOv2 uses 4).
+        loss_decode: an mmseg depth loss (``SiLogLoss`` by default).
+    """
+
+    def __init__(self, in_channels: Union[int, Sequence[int]],
+                 in_index: Union[int, Sequence[int]] = -1, mode: str = 'bins',
+                 num_bins: int = 256, min_depth: float = 1e-3, max_depth: float = 10.,
+                 bin_spacing: str = 'linear', upsample: int = 1,
+                 loss_decode=dict(type='SiLogLoss'), **kwargs):
+        in_channels, in_index = _as_list(in_channels, in_index)
+        k = self._num_outputs(mode, num_bins)
+        kwargs.setdefault('dropout_ratio', 0.)
+        super().__init__(in_channels=in_channels, in_index=in_index, channels=sum(in_channels),
+                         input_transform='resize_concat', num_classes=k, out_channels=k,
+                         threshold=0., loss_decode=loss_decode, **kwargs)
+        self._init_probe(upsample)
+        self._init_depth(mode, num_bins, min_depth, max_depth, bin_spacing)
+
+    def forward(self, inputs) -> torch.Tensor:
+        return self.to_depth(self.cls_seg(self.probe_features(inputs)))
+
+
+@MODELS.register_module()
+class DPTDepthHead(DepthOutputMixin, DPTHead):
+    """DPT decoder (mmseg ``DPTHead``) with a depth output, for fine-tuning on plain PE maps.
+
+    PE returns ``(B, C, H, W)`` maps without a readout token, so the reassemble stage runs
+    with ``readout_type='ignore'``. Four inputs (e.g. ``out_indices=(2, 5, 8, 11)``) become
+    strides 4, 8, 16, 32 of the patch grid as in the DPT paper; the fused map (stride ~2 of
+    the patch grid) is upsampled 2x before the depth conv.
+    """
+
+    def __init__(self, mode: str = 'regression', num_bins: int = 256, min_depth: float = 1e-3,
+                 max_depth: float = 10., bin_spacing: str = 'linear',
+                 loss_decode=dict(type='SiLogLoss'), **kwargs):
+        k = self._num_outputs(mode, num_bins)
+        if kwargs.get('readout_type', 'ignore') != 'ignore':
+            raise ValueError("DPTDepthHead: PE maps carry no readout token; use "
+                             "readout_type='ignore'")
+        kwargs.setdefault('input_transform', 'multiple_select')
+        kwargs.setdefault('in_index', (0, 1, 2, 3))
+        super().__init__(num_classes=k, out_channels=k, threshold=0., loss_decode=loss_decode,
+                         **kwargs)
+        self._init_depth(mode, num_bins, min_depth, max_depth, bin_spacing)
+
+    def forward(self, inputs) -> torch.Tensor:
+        x = self._transform_inputs(inputs)
+        if len(x) != self.num_reassemble_blocks:
+            raise ValueError(f'DPTDepthHead: expects {self.num_reassemble_blocks} maps, got '
+                             f'{len(x)}')
+        x = self.reassemble_blocks([[f, None] for f in x])
+        x = [conv(f) for conv, f in zip(self.convs, x)]
+        out = self.fusion_blocks[0](x[-1])
+        for i in range(1, len(self.fusion_blocks)):
+            out = self.fusion_blocks[i](out, x[-(i + 1)])
+        out = self.project(out)
+        out = F.interpolate(out, scale_factor=2, mode='bilinear', align_corners=True)
+        return self.to_depth(self.cls_seg(out))
