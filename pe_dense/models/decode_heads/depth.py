@@ -137,10 +137,10 @@ class DPTDepthHead(DepthOutputMixin, DPTHead):
         self._init_depth(mode, num_bins, min_depth, max_depth, bin_spacing)
 
     def forward(self, inputs) -> torch.Tensor:
+        if len(inputs) <= max(self.in_index):
+            raise ValueError(f'DPTDepthHead: in_index {list(self.in_index)} expects '
+                             f'{self.num_reassemble_blocks} maps, the backbone gave {len(inputs)}')
         x = self._transform_inputs(inputs)
-        if len(x) != self.num_reassemble_blocks:
-            raise ValueError(f'DPTDepthHead: expects {self.num_reassemble_blocks} maps, got '
-                             f'{len(x)}')
         x = self.reassemble_blocks([[f, None] for f in x])
         x = [conv(f) for conv, f in zip(self.convs, x)]
         out = self.fusion_blocks[0](x[-1])
