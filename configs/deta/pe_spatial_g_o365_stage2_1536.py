@@ -1,0 +1,43 @@
+# Stage 2 of 4: Objects365 v2, 6 more epochs at 1536 px, from stage 1.
+# Official: scripts/pretrain_continue_spatial_Gwin384_o365ep6_1536pix_16node.sh
+# (16 nodes x 8 GPUs x 1 image = 128; lr 5e-5 detector and backbone; fp32; drop path 0.5).
+_base_ = ['./pe_spatial_g_o365_stage1_1024.py']
+image_size = 1536
+max_epochs = 6
+lr_drop = 4
+backend_args = None
+load_from = 'work_dirs/pe_spatial_g_o365_stage1_1024/epoch_12.pth'
+
+model = dict(
+    data_preprocessor=dict(pad_size_divisor=image_size),
+    backbone=dict(drop_path_rate=0.5, init_cfg=None))  # weights come from load_from
+
+train_pipeline = [
+    dict(type='LoadImageOrSkip', backend_args=backend_args),
+    dict(type='LoadAnnotations', with_bbox=True),
+    dict(type='RandomFlip', prob=0.5),
+    dict(type='RandomResize', scale=(image_size, image_size), ratio_range=(0.1, 2.0),
+         keep_ratio=True),
+    dict(type='RandomCrop', crop_type='absolute_range', crop_size=(image_size, image_size),
+         recompute_bbox=True, allow_negative_crop=True),
+    dict(type='FilterAnnotations', min_gt_bbox_wh=(1e-2, 1e-2)),
+    dict(type='PackDetInputs'),
+]
+test_pipeline = [
+    dict(type='LoadImageFromFile', backend_args=backend_args),
+    dict(type='Resize', scale=(image_size - 32, image_size - 32), keep_ratio=True),
+    dict(type='LoadAnnotations', with_bbox=True),
+    dict(type='PackDetInputs',
+         meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor')),
+]
+train_dataloader = dict(batch_size=1, dataset=dict(pipeline=train_pipeline))
+val_dataloader = dict(dataset=dict(pipeline=test_pipeline))
+test_dataloader = val_dataloader
+
+train_cfg = dict(max_epochs=max_epochs, val_interval=1)
+optim_wrapper = dict(optimizer=dict(lr=5e-5))
+param_scheduler = [
+    dict(type='MultiStepLR', begin=0, end=max_epochs, by_epoch=True, milestones=[lr_drop],
+         gamma=0.1)
+]
+auto_scale_lr = dict(base_batch_size=128)

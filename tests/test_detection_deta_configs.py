@@ -1,0 +1,207 @@
+"""Full-size DETA recipe configs (built on the meta device) and official checkpoint loading."""
+from pathlib import Path
+
+import pytest
+import torch
+from mmengine.config import Config
+from mmengine.registry import init_default_scope
+
+from pe_dense.models.backbones import deta_convert as dc
+
+ROOT = Path(__file__).parents[1]
+STAGES = ['deta/pe_spatial_g_o365_stage1_1024.py', 'deta/pe_spatial_g_o365_stage2_1536.py',
+          'deta/pe_spatial_g_coco_stage3_1728.py', 'deta/pe_spatial_g_coco_stage4_1824.py']
+
+
+def _cfg(name):
+    return Config.fromfile(str(ROOT / 'configs' / name))
+
+
+def _build(cfg_model):
+    from mmdet.registry import MODELS
+    init_default_scope('mmdet')
+    return MODELS.build(cfg_model)
+
+
+@pytest.fixture(scope='module')
+def full():
+    cfg = _cfg('pe_spatial_detr_coco.py')
+    with torch.device('meta'):  # 1.9 B parameters, no memory
+        model = _build(cfg.model)
+    return cfg, model
+
+
+def test_full_model_matches_official_architecture(full):
+    cfg, model = full
+    bb = model.backbone
+    assert (bb.embed_dim, bb.depth, bb.num_heads, bb.patch_size) == (1536, 50, 16, 16)
+    assert bb.transformer.resblocks[0].mlp.c_fc.out_features == 8960
+    assert bb.positional_embedding.shape == (576, 1536) and bb.pos_embed_mode == 'tile'
+    assert bb.rope.mode == 'eva' and bb.num_prefix_tokens == 0 and not bb.final_norm
+    assert [i for i, b in enumerate(bb.transformer.resblocks) if b.window_size == 0] == [12, 24, 36, 49]
+    assert {b.window_size for b in bb.transformer.resblocks} == {0, 24}
+    assert bb.transformer.resblocks[0].ls_1.gamma.shape == (1536,)
+    assert bb.with_cp
+    assert model.num_queries == 900 and model.num_feature_levels == 5
+    assert model.as_two_stage and model.with_box_refine
+    assert len(model.encoder.layers) == 6 and len(model.decoder.layers) == 6
+    enc_attn = model.encoder.layers[0].self_attn
+    assert (enc_attn.num_heads, enc_attn.num_levels, enc_attn.num_points) == (8, 5, 4)
+    assert model.decoder.layers[0].cross_attn.num_points == 4
+    assert model.encoder.layers[0].ffn.layers[0][0].out_features == 2048
+    head = model.bbox_head
+    assert head.num_classes == 80 and len(head.cls_branches) == 7
+    assert (head.loss_cls.loss_weight, head.loss_bbox.loss_weight, head.loss_iou.loss_weight) == (1.0, 5.0, 2.0)
+    assert head.loss_cls.alpha == 0.25
+    n = sum(p.numel() for p in model.parameters())
+    assert 1.85e9 < n < 1.9e9
+    # official test: short edge 1792, long edge capped at 1792, zero-padded to 1824 after normalising
+    assert cfg.model.data_preprocessor.pad_size_divisor == 1824
+    assert cfg.model.data_preprocessor.pad_value == 0
+    resize = [t for t in cfg.test_dataloader.dataset.pipeline if t['type'] == 'Resize'][0]
+    assert resize['scale'] == (1792, 1792) and resize['keep_ratio']
+    assert cfg.model.test_cfg.max_per_img == 100 and cfg.model.test_cfg.nms_iou == 0.7
+    assert cfg.model.test_cfg.pre_nms_topk == 10000
+
+
+def test_official_gwin384_checkpoint_layout_fits_exactly(full):
+    _, model = full
+    ours = model.state_dict()
+    conv = dc.convert_official_deta(dc.random_official_state_dict(dc.DetaSpec(), device='meta'),
+                                    dc.COCO_CATEGORY_IDS)
+    assert sorted(conv) == sorted(ours)
+    assert all(conv[k].shape == ours[k].shape for k in ours)
+
+
+@pytest.mark.parametrize('stage,expect', [
+    (0, dict(size=1024, epochs=12, drop=10, lr=2e-4, opt='AdamW', dp=0.5, amp=False, bs=2, classes=365,
+             load=None, base_bs=256)),
+    (1, dict(size=1536, epochs=6, drop=4, lr=5e-5, opt='AdamW', dp=0.5, amp=False, bs=1, classes=365,
+             load='work_dirs/pe_spatial_g_o365_stage1_1024/epoch_12.pth', base_bs=128)),
+    (2, dict(size=1728, epochs=12, drop=10, lr=5e-5, opt='AdamW', dp=0.4, amp=True, bs=1, classes=80,
+             load='work_dirs/pe_spatial_g_o365_stage2_1536/epoch_6.pth', base_bs=64)),
+    (3, dict(size=1824, epochs=3, drop=2, lr=5e-5, opt='SGD', dp=0.0, amp=True, bs=1, classes=80,
+             load='work_dirs/pe_spatial_g_coco_stage3_1728/epoch_12.pth', base_bs=64)),
+])
+def test_stage_hyper_parameters_match_official_scripts(stage, expect):
+    cfg = _cfg(STAGES[stage])
+    m = cfg.model
+    assert m.data_preprocessor.pad_size_divisor == expect['size']
+    crop = [t for t in cfg.train_dataloader.dataset.pipeline if t['type'] == 'RandomCrop'][0]
+    assert crop['crop_size'] == (expect['size'],) * 2
+    jitter = [t for t in cfg.train_dataloader.dataset.pipeline if t['type'] == 'RandomResize'][0]
+    assert jitter['scale'] == (expect['size'],) * 2 and jitter['ratio_range'] == (0.1, 2.0)
+    resize = [t for t in cfg.test_dataloader.dataset.pipeline if t['type'] == 'Resize'][0]
+    assert resize['scale'] == (expect['size'] - 32,) * 2
+    assert cfg.train_cfg.max_epochs == expect['epochs']
+    assert cfg.param_scheduler[0]['milestones'] == [expect['drop']]
+    assert cfg.param_scheduler[0]['gamma'] == 0.1
+    opt = cfg.optim_wrapper
+    assert opt.optimizer.type == expect['opt'] and opt.optimizer.lr == expect['lr']
+    assert opt.optimizer.weight_decay == 1e-4
+    if expect['opt'] == 'SGD':
+        assert opt.optimizer.momentum == 0.9
+    assert opt.clip_grad == dict(max_norm=0.1, norm_type=2)
+    assert (opt.type == 'AmpOptimWrapper') == expect['amp']
+    if expect['amp']:
+        assert opt.dtype == 'bfloat16'
+    assert opt.constructor == 'LayerDecayOptimWrapperConstructor'
+    assert opt.paramwise_cfg.layer_decay_rate == 0.9 and opt.paramwise_cfg.num_layers == 50
+    assert opt.paramwise_cfg.custom_keys['sampling_offsets']['lr_mult'] == 0.1
+    assert opt.paramwise_cfg.custom_keys['reference_points']['lr_mult'] == 0.1
+    assert m.backbone.drop_path_rate == expect['dp'] and m.backbone.with_cp
+    assert m.bbox_head.num_classes == expect['classes']
+    assert cfg.train_dataloader.batch_size == expect['bs']
+    assert cfg.auto_scale_lr.base_batch_size == expect['base_bs']
+    assert cfg.load_from == expect['load']
+    if stage == 0:
+        assert m.backbone.init_cfg.type == 'Pretrained'
+    assert cfg.randomness.seed == 42
+    assert cfg.vis_backends == [dict(type='LocalVisBackend'), dict(type='TensorboardVisBackend')]
+    ds = cfg.train_dataloader.dataset.type
+    assert ds == ('Objects365V2Dataset' if stage < 2 else 'CheckedCocoDataset')
+
+
+def test_final_config_is_stage4_with_tta():
+    final, stage4 = _cfg('pe_spatial_detr_coco.py'), _cfg(STAGES[3])
+    assert final.model == stage4.model and final.optim_wrapper == stage4.optim_wrapper
+    assert final.tta_model.type == 'DETATTAModel'
+    assert final.tta_model.tta_cfg.nms == dict(type='soft_nms', method='quad', iou_threshold=0.7,
+                                               quad_scale=0.5, min_score=1e-3)
+    assert final.tta_model.scale_ranges == [(0, 10000), (0, 10000), (64, 10000), (64, 10000)]
+    aug = final.tta_pipeline[1]['transforms']
+    assert [t['scale'] for t in aug[0]] == [(1792, 1792), (1728, 1728), (1536, 1536), (1344, 1344)]
+    assert [t['prob'] for t in aug[1]] == [0.0, 1.0]
+    assert 'flip_direction' in aug[-1][0]['meta_keys']
+
+
+SMALL = dc.DetaSpec(embed_dim=64, depth=3, num_heads=4, mlp_dim=96, pos_grid=4, window_size=4,
+                    global_attn_indexes=(1,), img_size=128, hidden_dim=32, ffn_dim=48,
+                    num_heads_det=4, enc_layers=2, dec_layers=2, enc_points=2, dec_points=2,
+                    num_classes=91)
+
+
+def _small_model():
+    cfg = _cfg('pe_spatial_detr_coco.py')
+    d = SMALL.hidden_dim
+    attn = dict(embed_dims=d, num_heads=SMALL.num_heads_det, num_points=2)
+    cfg.merge_from_dict({
+        'model.num_queries': 10,
+        'model.backbone.img_size': None, 'model.backbone.patch_size': None,
+        'model.backbone.window_size': 4, 'model.backbone.global_attn_indexes': (1,),
+        'model.backbone.with_cp': False,
+        'model.data_preprocessor.pad_size_divisor': 128,
+        'model.encoder.num_layers': 2, 'model.decoder.num_layers': 2,
+        'model.encoder.layer_cfg.self_attn_cfg': attn,
+        'model.encoder.layer_cfg.ffn_cfg.embed_dims': d,
+        'model.encoder.layer_cfg.ffn_cfg.feedforward_channels': 48,
+        'model.decoder.layer_cfg.self_attn_cfg.embed_dims': d,
+        'model.decoder.layer_cfg.self_attn_cfg.num_heads': 4,
+        'model.decoder.layer_cfg.cross_attn_cfg': attn,
+        'model.decoder.layer_cfg.ffn_cfg.embed_dims': d,
+        'model.decoder.layer_cfg.ffn_cfg.feedforward_channels': 48,
+        'model.positional_encoding.num_feats': d // 2,
+        'model.bbox_head.embed_dims': d,
+        'model.test_cfg.pre_nms_topk': 100,
+    })
+    cfg.model.backbone.arch = dict(patch_size=16, width=64, depth=3, heads=4, mlp_dim=96,
+                                   layer_scale=0.1, img_size=64)
+    cfg.model.neck[0]['in_channels'] = 64
+    cfg.model.neck[1].update(in_channels=[32, 64, 64], out_channels=d)
+    torch.manual_seed(0)
+    return _build(cfg.model).eval()
+
+
+def test_small_official_checkpoint_converts_and_loads_strictly(tmp_path):
+    model = _small_model()
+    official = dc.random_official_state_dict(SMALL, seed=1)
+    path = tmp_path / 'deta_small.pth'
+    torch.save({'model': official}, path)
+    conv = dc.convert_official_deta(dc.load_official_deta(str(path)), dc.COCO_CATEGORY_IDS,
+                                    num_dec_layers=2)
+    result = model.load_state_dict(conv, strict=True)
+    assert not result.missing_keys and not result.unexpected_keys
+    sd = model.state_dict()
+    pairs = [('backbone.transformer.resblocks.2.attn.in_proj_weight',
+              'backbone.0.body.transformer.resblocks.2.attn.in_proj_weight'),
+             ('neck.0.fpn1.0.weight', 'backbone.0.body.fpn1.0.weight'),
+             ('neck.1.convs.1.gn.weight', 'input_proj.1.1.weight'),
+             ('neck.1.extra_convs.0.conv.weight', 'input_proj.3.0.weight'),
+             ('level_embed', 'transformer.level_embed'),
+             ('memory_trans_norm.bias', 'transformer.enc_output_norm.bias'),
+             ('pix_trans_fc.weight', 'transformer.pix_trans.weight'),
+             ('decoder.layers.1.norms.2.weight', 'transformer.decoder.layers.1.norm3.weight'),
+             ('encoder.layers.0.ffn.layers.1.weight', 'transformer.encoder.layers.0.linear2.weight'),
+             ('bbox_head.reg_branches.1.2.bias', 'bbox_embed.1.layers.1.bias')]
+    for ours, theirs in pairs:
+        assert torch.equal(sd[ours], official[theirs]), ours
+    assert torch.equal(sd['backbone.positional_embedding'], official['backbone.0.body.positional_embedding'][0])
+    assert torch.equal(sd['bbox_head.cls_branches.0.weight'],
+                       official['class_embed.0.weight'][list(dc.COCO_CATEGORY_IDS)])
+    # the converted model runs end to end
+    from mmdet.structures import DetDataSample
+    sample = DetDataSample(metainfo=dict(img_shape=(256, 256), ori_shape=(256, 256),
+                                         scale_factor=(1.0, 1.0), batch_input_shape=(256, 256)))
+    with torch.no_grad():
+        out = model.predict(torch.randn(1, 3, 256, 256), [sample])
+    assert len(out[0].pred_instances) <= 100
