@@ -1,0 +1,139 @@
+#!/usr/bin/env python
+"""Run a pe_dense config + checkpoint on image files or folders.
+
+  tools/infer.py CONFIG CHECKPOINT INPUT [INPUT ...] --out-dir DIR [--score-thr 0.3]
+      [--ann-file instances.json] [--device cpu] [--batch-size 1]
+
+Detection configs (default_scope 'mmdet') write DIR/vis/<image> pictures with boxes and
+DIR/detections.json, a COCO results list ({image_id, category_id, bbox [x, y, w, h], score}
+plus file_name / category_name). With --ann-file, image and category ids come from that COCO
+file (so the JSON can be scored with pycocotools); otherwise images are numbered in input
+order and category_id is the model's label index. The task is chosen by the config's
+default_scope: add a runner to RUNNERS to support another library.
+"""
+import argparse
+import json
+import os
+import os.path as osp
+from typing import Callable, Dict, List
+
+IMG_EXTS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp')
+
+
+def collect_images(inputs: List[str]) -> List[str]:
+    """Image files named directly or found (recursively, sorted) in the given folders."""
+    files = []
+    for item in inputs:
+        if osp.isdir(item):
+            found = sorted(osp.join(root, f) for root, _, names in os.walk(item)
+                           for f in names if f.lower().endswith(IMG_EXTS))
+            if not found:
+                raise FileNotFoundError(f'No images ({", ".join(IMG_EXTS)}) under folder {item}')
+            files += found
+        elif osp.isfile(item):
+            files.append(item)
+        else:
+            raise FileNotFoundError(f'Input {item} is neither an image file nor a folder')
+    return files
+
+
+def _config_classes(cfg) -> tuple:
+    """Class names the config's test set declares explicitly (metainfo), else ()."""
+    ds = cfg.get('test_dataloader', {}).get('dataset', {})
+    return tuple((ds.get('metainfo') or {}).get('classes') or ())
+
+
+def _coco_ids(ann_file: str, classes: tuple):
+    with open(ann_file) as f:
+        coco = json.load(f)
+    for field in ('images', 'categories'):
+        if field not in coco:
+            raise KeyError(f"{ann_file}: missing field '{field}'")
+    images = {im['file_name']: im['id'] for im in coco['images']}
+    images.update({osp.basename(k): v for k, v in list(images.items())})
+    by_name = {c['name']: c['id'] for c in coco['categories']}
+    missing = [c for c in classes if c not in by_name]
+    if missing:
+        raise KeyError(f'{ann_file}: categories {missing} of the model are not in the file')
+    return images, [by_name[c] for c in classes]
+
+
+def infer_mmdet(args, files: List[str]) -> dict:
+    from mmdet.apis import DetInferencer
+    inferencer = DetInferencer(model=args.config, weights=args.checkpoint, device=args.device,
+                               show_progress=False)
+    if args.checkpoint is None:  # untrained: the config's own initialisation (init_cfg)
+        inferencer.model.init_weights()
+    classes = _config_classes(inferencer.cfg)
+    if classes and tuple(inferencer.model.dataset_meta.get('classes', ())) != classes:
+        # checkpoints without dataset_meta make DetInferencer fall back to COCO names
+        meta = dict(inferencer.model.dataset_meta, classes=classes)
+        meta.pop('palette', None)
+        inferencer.model.dataset_meta = meta
+        inferencer.visualizer.dataset_meta = meta
+    classes = tuple(inferencer.model.dataset_meta['classes'])
+    out = inferencer(files, batch_size=args.batch_size, out_dir=args.out_dir, no_save_pred=True,
+                     pred_score_thr=args.score_thr, return_datasamples=True)
+    img_ids, cat_ids = ({}, list(range(len(classes))))
+    if args.ann_file:
+        img_ids, cat_ids = _coco_ids(args.ann_file, classes)
+    dets = []
+    for idx, (path, sample) in enumerate(zip(files, out['predictions'])):
+        name = osp.basename(path)
+        if args.ann_file and name not in img_ids:
+            raise KeyError(f'{args.ann_file}: no image named {name}')
+        inst = sample.pred_instances
+        for box, score, label in zip(inst.bboxes.tolist(), inst.scores.tolist(),
+                                     inst.labels.tolist()):
+            if score < args.score_thr:
+                continue
+            x1, y1, x2, y2 = box
+            dets.append(dict(image_id=img_ids.get(name, idx), file_name=name,
+                             category_id=cat_ids[label], category_name=classes[label],
+                             bbox=[round(v, 2) for v in (x1, y1, x2 - x1, y2 - y1)],
+                             score=round(score, 5)))
+    path = osp.join(args.out_dir, 'detections.json')
+    with open(path, 'w') as f:
+        json.dump(dets, f)
+    return dict(images=len(files), detections=len(dets), json=path,
+                vis_dir=osp.join(args.out_dir, 'vis'))
+
+
+RUNNERS: Dict[str, Callable] = {'mmdet': infer_mmdet}
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument('config')
+    p.add_argument('checkpoint', help="weights file, or 'none' for the config's initialisation "
+                                      '(init_weights: random heads, init_cfg backbones)')
+    p.add_argument('inputs', nargs='+', help='image files and/or folders')
+    p.add_argument('--out-dir', required=True)
+    p.add_argument('--score-thr', type=float, default=0.3)
+    p.add_argument('--ann-file', help='COCO file giving image and category ids')
+    p.add_argument('--device', default=None, help='default: cuda if available, else cpu')
+    p.add_argument('--batch-size', type=int, default=1)
+    return p.parse_args(argv)
+
+
+def main(argv=None) -> dict:
+    from mmengine.config import Config
+    args = parse_args(argv)
+    if args.checkpoint.lower() == 'none':
+        args.checkpoint = None
+    elif not osp.isfile(args.checkpoint):
+        raise FileNotFoundError(f'Checkpoint not found: {args.checkpoint}')
+    scope = Config.fromfile(args.config).get('default_scope')
+    if scope not in RUNNERS:
+        raise ValueError(f'{args.config}: default_scope {scope!r} has no inference runner '
+                         f'(supported: {sorted(RUNNERS)})')
+    files = collect_images(args.inputs)
+    os.makedirs(args.out_dir, exist_ok=True)
+    summary = RUNNERS[scope](args, files)
+    print(json.dumps(summary))
+    return summary
+
+
+if __name__ == '__main__':
+    main()
