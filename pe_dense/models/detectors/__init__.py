@@ -1,1 +1,4 @@
 """Detectors (DETA) registered in MMDetection."""
+from .deta import DETA, select_queries  # noqa: F401
+
+__all__ = ['DETA', 'select_queries']
