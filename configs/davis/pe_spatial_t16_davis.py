@@ -1,0 +1,10 @@
+# Zero-shot DAVIS 2017 val with frozen PE-Spatial-T16 tokens (DINO's eval_video_segmentation
+# protocol). Run: python tools/test_davis.py configs/davis/pe_spatial_t16_davis.py \
+#     --checkpoint checkpoints/PE-Spatial-T16-*.pt --data-root data/DAVIS
+_base_ = ['../_base_/backbones/pe_spatial_t16.py']
+
+# backbone: the base's pe_backbone (official checkpoint via init_cfg or --checkpoint).
+# layer: block whose tokens are compared (-1: the spatially aligned last block);
+# size: short side of the network input; the rest is the propagation protocol.
+propagation = dict(layer=-1, size=480, n_last=7, topk=5, radius=12, temperature=0.1)
+randomness = dict(seed=0, deterministic=False)
