@@ -98,7 +98,8 @@ def test_ade20k_configs_build_and_predict(name, mode):
         cfg.model.decode_head.in_channels = [TINY_PE['width']]
         assert cfg.model.backbone.frozen is True
     else:
-        cfg.model.neck.in_channels = [TINY_PE['width']] * 4
+        assert cfg.model.neck.type == 'SimpleFPN'
+        cfg.model.neck.in_channels = TINY_PE['width']
         cfg.model.neck.out_channels = 16
         cfg.model.decode_head.update(in_channels=[16] * 4, channels=16)
         cfg.model.auxiliary_head.update(in_channels=16, channels=8)

@@ -1,7 +1,9 @@
 # PE-Spatial-G fine-tuned with UperNet on ADE20k (mmseg 160k schedule, layer-wise lr decay).
-# Four blocks feed mmseg's MultiLevelNeck (strides 4, 8, 16, 32 of the image from the
-# stride-14 grid); swap the neck for pe_dense's SimpleFPN (ViTDet pyramid from the last
-# block) with `neck=dict(type='SimpleFPN', ...)` once it is available.
+# The last block feeds pe_dense's SimpleFPN in ViTDet mode (4x, 2x, 1x, 0.5x of the
+# stride-14 grid, each with 1x1 + 3x3 LN convs to `fpn_channels`). To use several blocks
+# instead, set backbone out_indices=(12, 24, 36, 49) and
+# neck=dict(type='MultiLevelNeck', in_channels=[1536] * 4, out_channels=768,
+#           scales=[4, 2, 1, 0.5]) (mmseg's ViT recipe).
 _base_ = ['../_base_/datasets/ade20k_448.py', '../_base_/schedules/seg_upernet_160k.py']
 
 arch = 'PE-Spatial-G14-448'
@@ -11,6 +13,7 @@ patch_size = 14
 crop_size = (448, 448)
 checkpoint = 'checkpoints/PE-Spatial-G14-448.pt'
 norm_cfg = dict(type='SyncBN', requires_grad=True)
+fpn_channels = 768
 
 data_preprocessor = dict(
     type='SegDataPreProcessor',
@@ -27,21 +30,22 @@ model = dict(
         type='PE',
         arch=arch,
         img_size=crop_size[0],
-        out_indices=(12, 24, 36, 49),
+        out_indices=(-1, ),
         drop_path_rate=0.4,
         with_cp=True,
         init_cfg=dict(type='Pretrained', checkpoint=checkpoint)),
     neck=dict(
-        type='MultiLevelNeck',
-        in_channels=[embed_dim] * 4,
-        out_channels=1024,
-        scales=[4, 2, 1, 0.5]),
+        type='SimpleFPN',
+        in_channels=embed_dim,
+        scale_factors=(4.0, 2.0, 1.0, 0.5),
+        out_channels=fpn_channels,
+        norm_cfg=dict(type='LN2d')),
     decode_head=dict(
         type='UPerHead',
-        in_channels=[1024] * 4,
+        in_channels=[fpn_channels] * 4,
         in_index=[0, 1, 2, 3],
         pool_scales=(1, 2, 3, 6),
-        channels=1024,
+        channels=fpn_channels,
         dropout_ratio=0.1,
         num_classes=150,
         norm_cfg=norm_cfg,
@@ -49,7 +53,7 @@ model = dict(
         loss_decode=dict(type='CrossEntropyLoss', use_sigmoid=False, loss_weight=1.0)),
     auxiliary_head=dict(
         type='FCNHead',
-        in_channels=1024,
+        in_channels=fpn_channels,
         in_index=2,
         channels=256,
         num_convs=1,

@@ -1,0 +1,1 @@
+"""High-level entry points used by the command-line tools."""
