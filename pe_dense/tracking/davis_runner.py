@@ -29,6 +29,7 @@ def propagate_davis(dataset: DavisDataset, propagator: LabelPropagator, out_dir:
     seqs = [dataset[n] for n in dataset.names]  # validates every sequence before running
     bar = tqdm(total=sum(len(s.frame_ids) for s in seqs), desc='propagate', unit='frame',
                disable=not progress)
+    count = 0
     for seq in seqs:
         first = read_label_png(seq.annotations[0])
         pal = palette or read_palette(seq.annotations[0])
@@ -43,7 +44,8 @@ def propagate_davis(dataset: DavisDataset, propagator: LabelPropagator, out_dir:
 
         for fid, pred in zip(seq.frame_ids, propagator(frames(), first)):
             write_label_png(osp.join(out_dir, seq.name, f'{fid}.png'), pred, pal)
+            count += 1
             bar.update()
             bar.set_postfix_str(seq.name)
     bar.close()
-    return bar.n
+    return count
