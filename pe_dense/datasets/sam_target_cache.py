@@ -1,0 +1,95 @@
+"""On-disk cache of SAM 2.1 grid-prompt targets (one fp16 file per image).
+
+Computing 1024 prompts per image is the expensive part of alignment, and it does not change
+between epochs, so it runs once (``tools/cache_sam_targets.py``). Each file is written to a
+temporary name and renamed, so an interrupted run never leaves a half-written target and a
+rerun simply skips what exists.
+"""
+import json
+import os
+import os.path as osp
+from typing import Callable, Dict, Iterable, Optional, Tuple
+
+import mmcv
+import numpy as np
+import torch
+from mmengine.utils import ProgressBar
+
+META_FILE = 'cache_meta.json'
+
+
+def read_rgb(path: str) -> np.ndarray:
+    """HWC uint8 RGB; a clear error for missing or undecodable files."""
+    if not osp.isfile(path):
+        raise FileNotFoundError(f'image not found: {path}')
+    img = mmcv.imread(path, channel_order='rgb')
+    if img is None:
+        raise ValueError(f'unreadable image (not a decodable picture): {path}')
+    return img
+
+
+class SAMTargetCache:
+    """``root/<key>.pt`` holding a (K, gh, gw) fp16 tensor; ``root/cache_meta.json`` its settings."""
+
+    def __init__(self, root: str):
+        self.root = root
+
+    def path(self, key: str) -> str:
+        return osp.join(self.root, key + '.pt')
+
+    def exists(self, key: str) -> bool:
+        return osp.isfile(self.path(key))
+
+    def save(self, key: str, target: torch.Tensor) -> None:
+        path = self.path(key)
+        os.makedirs(osp.dirname(path), exist_ok=True)
+        tmp = f'{path}.tmp{os.getpid()}'
+        torch.save(target.detach().to('cpu', torch.float16).contiguous(), tmp)
+        os.replace(tmp, path)
+
+    def load(self, key: str) -> torch.Tensor:
+        path = self.path(key)
+        if not osp.isfile(path):
+            raise FileNotFoundError(f'SAM target cache: no entry for {key!r} ({path}); run '
+                                    'tools/cache_sam_targets.py first')
+        try:
+            t = torch.load(path, map_location='cpu', weights_only=True)
+        except Exception as err:  # noqa: BLE001 - any decoding failure is a bad file
+            raise ValueError(f'SAM target cache: unreadable {path}: {err}') from err
+        if not isinstance(t, torch.Tensor) or t.dim() != 3:
+            raise ValueError(f'SAM target cache: {path} is not a (K, gh, gw) tensor')
+        return t
+
+    def check_meta(self, meta: Dict) -> None:
+        """Write the settings on first use; refuse to mix targets made with other settings."""
+        path = osp.join(self.root, META_FILE)
+        if osp.isfile(path):
+            with open(path) as f:
+                old = json.load(f)
+            if old != meta:
+                raise ValueError(f'SAM target cache {self.root} was made with {old}, not {meta}; '
+                                 'use another folder')
+            return
+        os.makedirs(self.root, exist_ok=True)
+        with open(path + '.tmp', 'w') as f:
+            json.dump(meta, f, indent=1, sort_keys=True)
+        os.replace(path + '.tmp', path)
+
+
+def fill_cache(items: Iterable[Tuple[str, str]], compute: Callable[[np.ndarray], torch.Tensor],
+               cache: SAMTargetCache, max_images: Optional[int] = None,
+               progress: bool = True) -> Dict[str, int]:
+    """Compute ``compute(rgb)`` for every (key, img_path) not cached yet, at most ``max_images``."""
+    items = list(items)
+    todo = [(k, p) for k, p in items if not cache.exists(k)]
+    stats = dict(total=len(items), cached_before=len(items) - len(todo), written=0)
+    if max_images is not None:
+        todo = todo[:max_images]
+    bar = ProgressBar(len(todo)) if progress and todo else None
+    for key, img_path in todo:
+        cache.save(key, compute(read_rgb(img_path)))
+        stats['written'] += 1
+        if bar is not None:
+            bar.update()
+    stats['remaining'] = stats['total'] - stats['cached_before'] - stats['written']
+    return stats
