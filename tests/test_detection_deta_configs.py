@@ -156,7 +156,7 @@ def _small_model():
         'model.encoder.layer_cfg.ffn_cfg.embed_dims': d,
         'model.encoder.layer_cfg.ffn_cfg.feedforward_channels': 48,
         'model.decoder.layer_cfg.self_attn_cfg.embed_dims': d,
-        'model.decoder.layer_cfg.self_attn_cfg.num_heads': 4,
+        'model.decoder.layer_cfg.self_attn_cfg.num_heads': SMALL.num_heads_det,
         'model.decoder.layer_cfg.cross_attn_cfg': attn,
         'model.decoder.layer_cfg.ffn_cfg.embed_dims': d,
         'model.decoder.layer_cfg.ffn_cfg.feedforward_channels': 48,
