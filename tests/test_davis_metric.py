@@ -59,6 +59,13 @@ def test_one_pixel_shift():
     assert contour_accuracy(gt, far) < 1
 
 
+def test_tolerance_at_davis_resolution():
+    shape = (480, 854)  # tolerance 8 px: an 8-px shift is forgiven, a 9-px one is not
+    gt = square(100, 100, 120, shape=shape)
+    assert contour_accuracy(gt, square(100, 108, 120, shape=shape)) == 1
+    assert contour_accuracy(gt, square(100, 109, 120, shape=shape)) < 1
+
+
 def test_statistics_recall_and_decay():
     v = np.array([1, 1, 1, .6, .6, .2, .2, .2])
     mean, recall, decay = statistics(v)

@@ -9,14 +9,13 @@ sequences, and the CSVs match the official ``global_results-<split>.csv`` /
 ``per-sequence_results-<split>.csv`` (one row per ``<sequence>_<object>``).
 """
 import csv
+import functools
 import math
 import os.path as osp
 from typing import Dict, List, Optional, Sequence
 
 import cv2
 import numpy as np
-from skimage.morphology import disk
-
 from pe_dense.datasets.davis import read_label_png
 
 GLOBAL_COLUMNS = ('J&F-Mean', 'J-Mean', 'J-Recall', 'J-Decay', 'F-Mean', 'F-Recall', 'F-Decay')
@@ -60,12 +59,18 @@ def boundary_tolerance(shape: Sequence[int], bound_th: float = 0.008) -> float:
     return bound_th if bound_th >= 1 else math.ceil(bound_th * math.hypot(*shape[:2]))
 
 
+@functools.lru_cache(maxsize=8)
+def _disk(radius: float) -> np.ndarray:
+    from skimage.morphology import disk  # imported on first use: keeps `import pe_dense` light
+    return disk(radius).astype(np.uint8)
+
+
 def contour_accuracy(gt: np.ndarray, pred: np.ndarray, bound_th: float = 0.008) -> float:
     """F for one frame: boundary precision/recall against the other's disk-dilated boundary."""
     if gt.shape != pred.shape or gt.ndim != 2:
         raise DavisMetricError(f'contour_accuracy needs two equal 2-D masks, got {gt.shape} '
                                f'and {pred.shape}')
-    kernel = disk(boundary_tolerance(gt.shape, bound_th)).astype(np.uint8)
+    kernel = _disk(boundary_tolerance(gt.shape, bound_th))
     pb, gb = boundary_map(pred), boundary_map(gt)
     n_pred, n_gt = int(pb.sum()), int(gb.sum())
     if n_pred == 0 and n_gt == 0:
