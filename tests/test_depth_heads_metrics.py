@@ -199,3 +199,20 @@ def test_nyu_configs_build_and_predict_metric_depth(name):
     with torch.no_grad():
         out = model.predict(**data)[0].pred_depth_map.data
     assert out.shape == (1, 30, 45) and out.min() >= 0 and out.max() <= 10
+
+
+def test_dpt_config_optimizer_decays_backbone_lr():
+    from mmengine.optim import build_optim_wrapper
+    cfg = Config.fromfile(osp.join(CFG_DIR, 'pe_spatial_g14_dpt_nyu.py'))
+    bb = cfg.model.backbone
+    bb.update(arch=TINY_PE, img_size=64, init_cfg=None, out_indices=(0, 1, 2, 3))
+    cfg.model.decode_head.update(in_channels=[TINY_PE['width']] * 4,
+                                 embed_dims=TINY_PE['width'],
+                                 post_process_channels=[8, 8, 16, 16], channels=8)
+    cfg.optim_wrapper.paramwise_cfg.num_layers = TINY_PE['depth']
+    init_default_scope(cfg.default_scope)
+    model = MODELS.build(cfg.model)
+    wrapper = build_optim_wrapper(model, cfg.optim_wrapper)
+    lr = {id(p): g['lr'] for g in wrapper.optimizer.param_groups for p in g['params']}
+    assert lr[id(model.decode_head.conv_seg.weight)] == pytest.approx(5e-5)
+    assert lr[id(model.backbone.conv1.weight)] == pytest.approx(5e-5 * 0.9 ** 5)

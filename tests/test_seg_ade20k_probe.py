@@ -1,7 +1,6 @@
-"""ADE20k linear probe end to end on a toy ADE20k-layout dataset with a tiny frozen PE."""
+"""ADE20k linear probe end to end on the toy ADE20k (pe_dense.toy) with a tiny frozen PE."""
 import copy
 import glob
-import os
 import os.path as osp
 
 import cv2
@@ -13,45 +12,21 @@ from mmengine.runner import Runner
 
 import pe_dense  # noqa: F401
 import pe_dense.datasets.seg_checks  # noqa: F401
+from pe_dense.toy import ADE20K_TOY_CLASSES, make_ade20k
+from pe_dense.toy.ade20k import ADE20K_TOY_IDS
 
 CONFIG = osp.join(osp.dirname(__file__), '..', 'configs', 'ade20k',
                   'pe_spatial_g14_linear_448_ade20k.py')
-TINY_PE = dict(patch_size=8, width=32, depth=3, heads=2, mlp_dim=64, cls_token=True,
+TINY_PE = dict(patch_size=8, width=64, depth=3, heads=2, mlp_dim=64, cls_token=True,
                img_size=64)
-# toy classes on disk: 0 = "other" (ignored), 1 = background, 2..4 = shapes
-COLOURS = {1: (90, 90, 90), 2: (230, 40, 40), 3: (40, 200, 40), 4: (40, 60, 230)}
-NUM_CLASSES = 4  # after reduce_zero_label
-
-
-def write_toy_ade(root: str, n_train: int = 24, n_val: int = 8, size: int = 64, seed: int = 0):
-    """ADEChallengeData2016 layout: jpg images, uint8 png labels (0 = other)."""
-    rng = np.random.default_rng(seed)
-    for split, n in (('training', n_train), ('validation', n_val)):
-        for i in range(n):
-            label = np.ones((size, size), np.uint8)
-            for cls in (2, 3, 4):
-                h, w = rng.integers(14, 28, size=2)
-                y, x = rng.integers(0, size - h), rng.integers(0, size - w)
-                label[y:y + h, x:x + w] = cls
-            label[:2] = 0  # a strip of "other"
-            img = np.zeros((size, size, 3), np.float32)
-            for cls, colour in COLOURS.items():
-                img[label == cls] = colour
-            img += rng.normal(0, 12, img.shape)
-            img = np.clip(img, 0, 255).astype(np.uint8)
-            name = f'ADE_{split[:5]}_{i:08d}'
-            for sub, arr, ext in (('images', img[..., ::-1], '.jpg'),
-                                  ('annotations', label, '.png')):
-                d = osp.join(root, sub, split)
-                os.makedirs(d, exist_ok=True)
-                cv2.imwrite(osp.join(d, name + ext), arr)
-    return root
+SIZE = 96
+NUM_CLASSES = len(ADE20K_TOY_CLASSES)  # the toy's stuff + thing classes, remapped to 0..K-1
 
 
 def toy_cfg(root: str, work_dir: str, iters: int = 200) -> Config:
     """The real probe config, pointed at the toy data and shrunk to a tiny PE."""
     cfg = Config.fromfile(CONFIG)
-    size = 64
+    size = SIZE
     cfg.work_dir = work_dir
     cfg.model.backbone.arch = TINY_PE
     cfg.model.backbone.img_size = size
@@ -64,6 +39,7 @@ def toy_cfg(root: str, work_dir: str, iters: int = 200) -> Config:
     for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
         dl = cfg[loader]
         dl.dataset.data_root = root
+        dl.dataset.metainfo = dict(classes=ADE20K_TOY_CLASSES)
         dl.num_workers = 0
         dl.persistent_workers = False
         for t in dl.dataset.pipeline:
@@ -88,26 +64,35 @@ def toy_cfg(root: str, work_dir: str, iters: int = 200) -> Config:
     return cfg
 
 
+
+@pytest.fixture(autouse=True, scope='module')
+def one_thread():
+    """One intra-op thread: tiny models gain nothing from more, and on a shared CPU the extra
+    spinning threads made these runs tens of times slower."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
 @pytest.fixture(scope='module')
 def toy_ade(tmp_path_factory):
-    return write_toy_ade(str(tmp_path_factory.mktemp('ade')))
+    root = str(tmp_path_factory.mktemp('ade'))
+    make_ade20k(root, num_train=32, num_val=8, size=SIZE, seed=0, progress_bar=False)
+    return root
 
 
 def majority_miou(root: str) -> float:
-    """mIoU of predicting the most frequent class everywhere (ids after reduce_zero_label)."""
-    labels = [cv2.imread(osp.join(root, 'annotations', 'validation', f), 0).astype(int) - 1
-              for f in sorted(os.listdir(osp.join(root, 'annotations',
-                                                                 'validation')))]
-    lab = np.concatenate([x.ravel() for x in labels])
-    lab = lab[lab >= 0]
-    major = np.bincount(lab).argmax()
-    present = np.unique(lab)
-    return float((lab == major).mean()) / len(present)  # IoU(major) = freq, others 0
+    """mIoU (%) of predicting the most frequent toy class everywhere: IoU = its frequency."""
+    ids = np.concatenate([cv2.imread(f, 0).ravel() for f in sorted(
+        glob.glob(osp.join(root, 'annotations', 'validation', '*.png')))])
+    ids = ids[np.isin(ids, list(ADE20K_TOY_IDS.values()))]
+    counts = np.unique(ids, return_counts=True)[1]
+    return 100 * counts.max() / counts.sum() / len(counts)
 
 
 @pytest.mark.slow
 def test_linear_probe_learns_toy_ade_and_backbone_stays_frozen(toy_ade, tmp_path):
-    cfg = toy_cfg(toy_ade, str(tmp_path / 'work'), iters=80)
+    cfg = toy_cfg(toy_ade, str(tmp_path / 'work'), iters=200)
     runner = Runner.from_cfg(cfg)
     backbone = runner.model.backbone
     before = copy.deepcopy(backbone.state_dict())
@@ -123,24 +108,24 @@ def test_linear_probe_learns_toy_ade_and_backbone_stays_frozen(toy_ade, tmp_path
 
     metrics = runner.test()
     baseline = majority_miou(toy_ade)
-    print('toy ADE mIoU', metrics['mIoU'], 'majority', 100 * baseline)
-    assert metrics['mIoU'] > 60 and metrics['mIoU'] > 2.5 * 100 * baseline, \
+    print('toy ADE mIoU', metrics['mIoU'], 'majority', baseline)
+    assert metrics['mIoU'] > 45 and metrics['mIoU'] > 5 * baseline, \
         (metrics, baseline)
 
 
 @pytest.mark.slow
 def test_whole_inference_variant_and_seg_pictures(toy_ade, tmp_path):
-    cfg = toy_cfg(toy_ade, str(tmp_path / 'work'), iters=40)
+    cfg = toy_cfg(toy_ade, str(tmp_path / 'work'), iters=60)
     cfg.model.test_cfg = dict(mode='whole')
     cfg.model.data_preprocessor.test_cfg = dict(size_divisor=8)
     cfg.default_hooks.visualization = dict(type='SegVisualizationHook', draw=True, interval=1)
     runner = Runner.from_cfg(cfg)
     runner.train()
     metrics = runner.test()
-    assert metrics['mIoU'] > 40, metrics
+    assert metrics['mIoU'] > 25, metrics
     pics = sorted(glob.glob(osp.join(str(tmp_path / 'work'), '*', 'vis_data',
                                                    'vis_image', '*.png')))
     assert len(pics) >= 8, pics
     pic = cv2.imread(pics[0])
     # GT | prediction side by side, coloured with the dataset palette
-    assert pic.shape[1] == 2 * 64 and pic.std() > 10
+    assert pic.shape[1] == 2 * SIZE and pic.std() > 10

@@ -119,3 +119,24 @@ def test_ade20k_configs_build_and_predict(name, mode):
         out = model.predict(**data)
     assert out[0].pred_sem_seg.data.shape == (1, 70, 100)
     assert out[0].seg_logits.data.shape == (150, 70, 100)
+
+
+def test_upernet_config_optimizer_has_layer_decay():
+    from mmengine.optim import build_optim_wrapper
+    cfg = tiny(Config.fromfile(osp.join(CFG_DIR, 'pe_spatial_g14_upernet_448_ade20k.py')))
+    assert cfg.optim_wrapper.paramwise_cfg == dict(num_layers=50, layer_decay_rate=0.9)
+    cfg.model.neck.update(in_channels=TINY_PE['width'], out_channels=16)
+    cfg.model.decode_head.update(in_channels=[16] * 4, channels=16,
+                                 norm_cfg=dict(type='BN', requires_grad=True))
+    cfg.model.auxiliary_head.update(in_channels=16, channels=8,
+                                    norm_cfg=dict(type='BN', requires_grad=True))
+    cfg.optim_wrapper.paramwise_cfg.num_layers = TINY_PE['depth']
+    init_default_scope(cfg.default_scope)
+    model = MODELS.build(cfg.model)
+    wrapper = build_optim_wrapper(model, cfg.optim_wrapper)
+    lr = {id(p): g['lr'] for g in wrapper.optimizer.param_groups for p in g['params']}
+    base, rate, n = 1e-4, 0.9, TINY_PE['depth']
+    assert lr[id(model.backbone.conv1.weight)] == pytest.approx(base * rate ** (n + 1))
+    assert lr[id(model.backbone.transformer.resblocks[n - 1].mlp.c_fc.weight)] == \
+        pytest.approx(base * rate)
+    assert lr[id(model.decode_head.conv_seg.weight)] == pytest.approx(base)
