@@ -1,4 +1,9 @@
-"""NYU depth probe end to end on a toy NYU-layout dataset with a tiny frozen PE."""
+"""NYU depth probe end to end with a tiny frozen (random-init) PE.
+
+The protocol default (bins) runs on the toy NYU of ``pe_dense.toy`` (ray-cast textured rooms);
+the regression variant on a hazy synthetic scene where brightness encodes depth, which a
+random-feature probe can read in a few iterations.
+"""
 import copy
 import glob
 import os
@@ -13,11 +18,13 @@ from mmengine.runner import Runner
 
 import pe_dense  # noqa: F401
 import pe_dense.datasets.seg_checks  # noqa: F401
+from pe_dense.toy import make_nyu
 
 CONFIG = osp.join(osp.dirname(__file__), '..', 'configs', 'nyu', 'pe_spatial_g14_linear4_nyu.py')
 TINY_PE = dict(patch_size=8, width=32, depth=4, heads=2, mlp_dim=64, cls_token=True,
                img_size=64)
 H, W = 48, 64
+TOY_HW = (64, 80)  # toy NYU frames (H, W), a multiple of the tiny patch
 
 
 def render(rng) -> tuple:
@@ -37,7 +44,7 @@ def render(rng) -> tuple:
     return np.clip(img, 0, 255).astype(np.uint8), depth_mm
 
 
-def write_toy_nyu(root: str, n_train: int = 24, n_test: int = 6, seed: int = 0) -> str:
+def write_hazy_nyu(root: str, n_train: int = 24, n_test: int = 6, seed: int = 0) -> str:
     """mmseg NYUDataset layout: images/{train,test}/*.jpg, annotations/.../*.png (uint16 mm)."""
     rng = np.random.default_rng(seed)
     for split, n in (('train', n_train), ('test', n_test)):
@@ -50,7 +57,7 @@ def write_toy_nyu(root: str, n_train: int = 24, n_test: int = 6, seed: int = 0) 
     return root
 
 
-def toy_cfg(root: str, work_dir: str, iters: int, mode: str = 'bins') -> Config:
+def toy_cfg(root: str, work_dir: str, iters: int, mode: str = 'bins', hw=(H, W)) -> Config:
     """The real linear4 config, pointed at the toy data and shrunk to a tiny PE."""
     cfg = Config.fromfile(CONFIG)
     cfg.work_dir = work_dir
@@ -62,7 +69,7 @@ def toy_cfg(root: str, work_dir: str, iters: int, mode: str = 'bins') -> Config:
     head.mode = mode
     head.num_bins = 32
     head.upsample = 2
-    cfg.model.data_preprocessor.size = (H, W)
+    cfg.model.data_preprocessor.size = hw
     cfg.model.data_preprocessor.test_cfg = dict(size_divisor=8)
     for loader in ('train_dataloader', 'test_dataloader'):
         dl = cfg[loader]
@@ -71,7 +78,7 @@ def toy_cfg(root: str, work_dir: str, iters: int, mode: str = 'bins') -> Config:
         dl.persistent_workers = False
         for t in dl.dataset.pipeline:
             if t['type'] == 'RandomCrop':
-                t['crop_size'] = (H, W)
+                t['crop_size'] = hw
         dl.dataset.pipeline = [t for t in dl.dataset.pipeline
                                if t['type'] != 'PhotoMetricDistortion']
     cfg.val_dataloader = cfg.val_cfg = cfg.val_evaluator = None
@@ -103,29 +110,59 @@ def mean_depth_rmse(root: str) -> float:
     return float(np.sqrt(((test - mean) ** 2).mean()))
 
 
+
+@pytest.fixture(autouse=True, scope='module')
+def one_thread():
+    """One intra-op thread: tiny models gain nothing from more, and on a shared CPU the extra
+    spinning threads made these runs tens of times slower."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
 @pytest.fixture(scope='module')
 def toy_nyu(tmp_path_factory):
-    return write_toy_nyu(str(tmp_path_factory.mktemp('nyu')))
+    root = str(tmp_path_factory.mktemp('nyu'))
+    make_nyu(root, num_train=24, num_val=6, size=f'{TOY_HW[1]}x{TOY_HW[0]}', seed=0,
+             progress_bar=False)
+    return root
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize('mode', ['bins', 'regression'])
-def test_linear_depth_probe_beats_mean_depth(toy_nyu, tmp_path, mode):
-    runner = Runner.from_cfg(toy_cfg(toy_nyu, str(tmp_path / 'work'), iters=60, mode=mode))
+@pytest.fixture(scope='module')
+def hazy_nyu(tmp_path_factory):
+    return write_hazy_nyu(str(tmp_path_factory.mktemp('hazy')))
+
+
+def probe(root, work_dir, iters, mode, hw):
+    runner = Runner.from_cfg(toy_cfg(root, work_dir, iters=iters, mode=mode, hw=hw))
     before = copy.deepcopy(runner.model.backbone.state_dict())
     runner.train()
     for k, v in runner.model.backbone.state_dict().items():
         assert torch.equal(v, before[k]), f'backbone tensor {k} changed during probing'
-    metrics = runner.test()
+    return runner.test()
+
+
+@pytest.mark.slow
+def test_bins_probe_beats_mean_depth_on_toy_nyu(toy_nyu, tmp_path):
+    metrics = probe(toy_nyu, str(tmp_path / 'work'), 100, 'bins', TOY_HW)
     baseline = mean_depth_rmse(toy_nyu)
-    print(mode, 'toy NYU', metrics, 'mean-depth RMSE', baseline)
-    assert metrics['rmse'] < 0.5 * baseline, (metrics, baseline)
+    print('bins toy NYU', metrics, 'mean-depth RMSE', baseline)  # seen: 1.13 vs 1.75
+    assert metrics['rmse'] < 0.75 * baseline, (metrics, baseline)
+    assert metrics['d1'] > 0.45, metrics
+
+
+@pytest.mark.slow
+def test_regression_probe_beats_mean_depth_on_hazy_scene(hazy_nyu, tmp_path):
+    metrics = probe(hazy_nyu, str(tmp_path / 'work'), 60, 'regression', (H, W))
+    baseline = mean_depth_rmse(hazy_nyu)
+    print('regression hazy', metrics, 'mean-depth RMSE', baseline)  # seen: 0.47 vs 2.13
+    assert metrics['rmse'] < 0.4 * baseline, (metrics, baseline)
     assert metrics['d1'] > 0.8, metrics
 
 
 @pytest.mark.slow
-def test_depth_pictures_are_colour_coded(toy_nyu, tmp_path):
-    cfg = toy_cfg(toy_nyu, str(tmp_path / 'work'), iters=10)
+def test_depth_pictures_are_colour_coded(hazy_nyu, tmp_path):
+    cfg = toy_cfg(hazy_nyu, str(tmp_path / 'work'), iters=4)
     cfg.default_hooks.visualization = dict(type='SegVisualizationHook', draw=True, interval=1)
     runner = Runner.from_cfg(cfg)
     runner.train()
