@@ -1,3 +1,6 @@
 """Optimizer constructors, hooks and safe checkpoint I/O."""
 from . import hooks  # noqa: F401
 from . import optimizers  # noqa: F401
+from . import safe_checkpoint
+
+safe_checkpoint.install()  # resume on torch >= 2.6 with weights_only=True and an allowlist

@@ -1,1 +1,2 @@
 """Training hooks."""
+from .rng_state import RNGStateHook  # noqa: F401,E402

@@ -1,0 +1,41 @@
+# Two commands on a fresh machine:  make demo  |  make test
+# Both create .venv, install the tested stack (mmcv built from source when no wheel matches,
+# and cached in ~/.cache/pe_dense/wheels), then run the demo or the test suite.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+STAMP := $(VENV)/.pe_dense_installed
+# The main job on an embedded default: toy DETA (generate data, train, evaluate, draw).
+DEMO ?= scripts/demo.sh
+
+.PHONY: install demo test test-fast clean-venv
+
+install: $(STAMP)
+
+$(STAMP): setup.py Makefile scripts/install_mmcv.py
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install --upgrade pip wheel "setuptools<81"
+	$(PIP) install torch==2.14.1 torchvision==0.29.1
+	$(PIP) install mmengine==0.10.7 addict yapf packaging pyyaml Pillow \
+		opencv-python-headless
+	$(PY) scripts/install_mmcv.py
+	$(PIP) install mmdet==3.3.0 mmsegmentation==1.2.2 "timm>=1.0.16,<1.1" open_clip_torch \
+		pycocotools albumentations tensorboard scikit-image scipy safetensors ftfy regex \
+		matplotlib tqdm pytest
+	SAM2_BUILD_CUDA=0 $(PIP) install --no-build-isolation sam2==1.1.0
+	$(PIP) install --no-deps --no-build-isolation -e .
+	$(PY) -c "import pe_dense, mmcv.ops, mmdet, mmseg, sam2; print('pe_dense stack ready')"
+	touch $(STAMP)
+
+demo: install
+	PYTHON=$(PY) bash $(DEMO)
+
+test: install
+	$(PY) -m pytest tests -q
+
+test-fast: install
+	$(PY) -m pytest tests -q -m "not slow"
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,108 @@
+"""What tools/train.py and tools/test.py do, for MMDetection, MMSegmentation and plain configs.
+
+The config's ``default_scope`` decides the library: its visualisation hook, its TTA defaults
+and its RUNNERS registry. Everything else is MMEngine's Runner.
+"""
+import argparse
+import os
+import os.path as osp
+from copy import deepcopy
+
+from mmengine.config import Config, ConfigDict, DictAction
+from mmengine.logging import print_log
+from mmengine.registry import RUNNERS
+from mmengine.runner import Runner
+
+VIS_HOOKS = {'mmdet': 'DetVisualizationHook', 'mmseg': 'SegVisualizationHook'}
+
+
+def common_args(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    parser.add_argument('--work-dir', help='where logs, configs, checkpoints and events go')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='override config keys, e.g. train_cfg.max_iters=100')
+    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
+                        default='none', help='job launcher (torchrun sets pytorch)')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    return parser
+
+
+def load_config(path: str, args) -> Config:
+    """Config with CLI overrides; work_dir defaults to work_dirs/<config name>."""
+    if not osp.isfile(path):
+        raise FileNotFoundError(f'Config file not found: {path}')
+    if 'LOCAL_RANK' not in os.environ:
+        os.environ['LOCAL_RANK'] = str(args.local_rank)
+    cfg = Config.fromfile(path)
+    cfg.launcher = args.launcher
+    if args.cfg_options:
+        cfg.merge_from_dict(args.cfg_options)
+    if args.work_dir:
+        cfg.work_dir = args.work_dir
+    elif cfg.get('work_dir') is None:
+        cfg.work_dir = osp.join('work_dirs', osp.splitext(osp.basename(path))[0])
+    return cfg
+
+
+def build_runner(cfg: Config) -> Runner:
+    """The library's registered runner when the config names one, else MMEngine's."""
+    if 'runner_type' in cfg:
+        return RUNNERS.build(cfg)
+    return Runner.from_cfg(cfg)
+
+
+def setup_train(cfg: Config, resume=None, amp: bool = False, auto_scale_lr: bool = False) -> Config:
+    """Apply --resume / --amp / --auto-scale-lr the way MMDetection's tools do."""
+    if amp:
+        wrapper = cfg.optim_wrapper.get('type', 'OptimWrapper')
+        if wrapper == 'AmpOptimWrapper':
+            print_log('AMP is already on in the config', logger='current')
+        else:
+            cfg.optim_wrapper.type = 'AmpOptimWrapper'
+            cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
+    if resume == 'auto':
+        cfg.resume, cfg.load_from = True, None
+    elif resume is not None:
+        cfg.resume, cfg.load_from = True, resume
+    if auto_scale_lr:
+        if 'auto_scale_lr' not in cfg or 'base_batch_size' not in cfg.auto_scale_lr:
+            raise KeyError('--auto-scale-lr needs auto_scale_lr.base_batch_size in the config')
+        cfg.auto_scale_lr.enable = True
+    return cfg
+
+
+def setup_test(cfg: Config, checkpoint: str, show_dir=None, tta: bool = False) -> Config:
+    if not osp.isfile(checkpoint):
+        raise FileNotFoundError(f'Checkpoint file not found: {checkpoint}')
+    cfg.load_from = checkpoint
+    if show_dir:
+        enable_visualization(cfg, show_dir)
+    if tta:
+        wrap_tta(cfg)
+    return cfg
+
+
+def enable_visualization(cfg: Config, show_dir: str) -> None:
+    """Turn on the library's visualisation hook, writing pictures to ``show_dir``."""
+    scope = cfg.get('default_scope', 'mmengine')
+    hooks = cfg.setdefault('default_hooks', ConfigDict())
+    hook = hooks.get('visualization')
+    if hook is None:
+        if scope not in VIS_HOOKS:
+            raise KeyError(f'--show-dir: the config has no default_hooks.visualization and '
+                           f'scope {scope!r} has no known visualisation hook')
+        hook = hooks['visualization'] = ConfigDict(type=VIS_HOOKS[scope])
+    hook.draw = True
+    hook.test_out_dir = osp.abspath(show_dir)  # both mmdet and mmseg read test_out_dir
+    hook.interval = 1
+
+
+def wrap_tta(cfg: Config) -> None:
+    """Wrap the model in ``cfg.tta_model`` and use ``cfg.tta_pipeline`` for the test set."""
+    missing = [k for k in ('tta_model', 'tta_pipeline') if k not in cfg]
+    if missing:
+        raise KeyError(f'--tta needs {missing} in the config (see configs/pe_spatial_detr_coco.py)')
+    cfg.model = ConfigDict(**deepcopy(cfg.tta_model), module=cfg.model)
+    dataset = cfg.test_dataloader.dataset
+    while 'dataset' in dataset:
+        dataset = dataset.dataset
+    dataset.pipeline = cfg.tta_pipeline
