@@ -172,3 +172,22 @@ def test_official_checkpoint_layout_loads_without_missing_keys():
     model = build()
     missing, unexpected = model.load_state_dict(sd, strict=False)
     assert not missing and not unexpected
+
+
+def test_toy_config_keeps_detas_assignment_and_losses():
+    cfg = Config.fromfile(osp.join(ROOT, 'configs/demo/pe_deta_toy.py'))
+    base = Config.fromfile(osp.join(ROOT, 'configs/_base_/models/deta_pe.py'))
+    for key in ('loss_cls', 'loss_bbox', 'loss_iou'):
+        assert cfg.model.bbox_head[key] == base.model.bbox_head[key]
+    assert cfg.model.train_cfg.enc_assigner == base.model.train_cfg.enc_assigner
+    s2 = dict(cfg.model.train_cfg.assigner, num=base.model.num_queries)
+    assert s2 == base.model.train_cfg.assigner
+    assert cfg.model.train_cfg.assigner.num == cfg.model.num_queries
+    assert cfg.model.query_selection == base.model.query_selection
+    assert cfg.model.backbone.type == 'PE' and cfg.randomness.seed is not None
+    torch.manual_seed(0)
+    model = build_cfg(cfg.model)
+    size = cfg.model.data_preprocessor.pad_size_divisor
+    losses = model.loss(torch.randn(1, 3, size, size),
+                        samples(shapes=((size, size), ), batch=(size, size)))
+    assert all(torch.isfinite(v) for v in losses.values())
