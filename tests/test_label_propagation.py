@@ -137,3 +137,24 @@ def test_bad_inputs():
         list(LabelPropagator(feats)([], np.zeros((16, 32), np.uint8)))
     with pytest.raises(ValueError, match='topk'):
         LabelPropagator(feats, topk=0)
+
+
+@pytest.mark.parametrize('hard', [False, True])
+def test_queue_holds_first_frame_and_last_n(monkeypatch, hard):
+    import pe_dense.tracking.label_propagation as lp
+    seen = []
+    real = lp.propagate
+
+    def spy(target, sources, labels, *args):
+        seen.append(labels.clone())
+        return real(target, sources, labels, *args)
+
+    monkeypatch.setattr(lp, 'propagate', spy)
+    imgs, labs = _disc_video(np.random.default_rng(2), frames=6)
+    list(LabelPropagator(ColourFeatures(noise=0.3), n_last=2, hard_queue=hard)(imgs, labs[0]))
+    assert [len(s) for s in seen] == [1, 2, 3, 3, 3]  # first frame + at most 2 previous
+    first = onehot_at_grid(labs[0], 3, (24, 32)).flatten(1)
+    assert all(torch.equal(s[0], first) for s in seen)
+    queued = torch.cat([s[1:] for s in seen[1:]])
+    is_onehot = bool(((queued == 0) | (queued == 1)).all())
+    assert is_onehot == hard
