@@ -66,6 +66,11 @@ def needs_cxx20(torch_ver: str) -> bool:
     return (major, minor) >= (2, 10)
 
 
+def raise_cxx_standard(setup_py_text: str) -> str:
+    """mmcv's setup.py with every -std=c++14 / -std=c++17 flag raised to C++20."""
+    return re.sub(r'-std=c\+\+1[47]', '-std=c++20', setup_py_text)
+
+
 def build_wheel(out_dir: str, torch_ver: str, jobs: int) -> str:
     os.makedirs(out_dir, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix='mmcv-build-') as tmp:
@@ -77,9 +82,10 @@ def build_wheel(out_dir: str, torch_ver: str, jobs: int) -> str:
         src = os.path.join(tmp, f'mmcv-{VERSION}')
         if needs_cxx20(torch_ver):
             setup_py = os.path.join(src, 'setup.py')
-            text = open(setup_py).read()
-            patched = re.sub(r'-std=c\+\+1[47]', '-std=c++20', text)
-            open(setup_py, 'w').write(patched)
+            with open(setup_py) as f:
+                text = f.read()
+            with open(setup_py, 'w') as f:
+                f.write(raise_cxx_standard(text))
             print(f'install_mmcv: setup.py patched to C++20 for torch {torch_ver}')
         env = dict(os.environ, MMCV_WITH_OPS='1', MAX_JOBS=str(jobs))
         run([sys.executable, '-m', 'pip', 'wheel', '--no-build-isolation', '--no-deps', '.',
