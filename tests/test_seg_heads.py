@@ -140,3 +140,22 @@ def test_upernet_config_optimizer_has_layer_decay():
     assert lr[id(model.backbone.transformer.resblocks[n - 1].mlp.c_fc.weight)] == \
         pytest.approx(base * rate)
     assert lr[id(model.decode_head.conv_seg.weight)] == pytest.approx(base)
+
+
+def test_probe_on_patch_tokens_plus_pooled_embedding_of_a_core_arch():
+    """with_embedding=True appends the (B, out_dim) embedding, broadcast by the probe."""
+    init_default_scope('mmseg')
+    core = dict(TINY_PE, pool='attn', out_dim=24, ln_post=True)
+    model = MODELS.build(dict(
+        type='EncoderDecoder',
+        data_preprocessor=dict(type='SegDataPreProcessor', mean=[127.5] * 3, std=[127.5] * 3,
+                               size_divisor=8),
+        backbone=dict(type='PE', arch=core, out_indices=(-2, -1), with_embedding=True,
+                      frozen=True),
+        decode_head=dict(type='LinearProbeHead', in_channels=[32, 32, 24], in_index=[0, 1, 2],
+                         num_classes=4, norm_cfg=dict(type='BN')),
+        test_cfg=dict(mode='whole'))).eval()
+    feats = model.extract_feat(torch.randn(2, 3, 40, 48))
+    assert [tuple(f.shape) for f in feats] == [(2, 32, 5, 6), (2, 32, 5, 6), (2, 24)]
+    assert model.decode_head(feats).shape == (2, 4, 5, 6)
+    assert model.decode_head.conv_seg.in_channels == 88
