@@ -96,6 +96,15 @@ def test_test_davis_end_to_end(tmp_path, tiny_cfg, capsys):
         rows = list(csv.reader(fh))
     assert rows[1][0] == f"{summary['global']['J&F-Mean']:.3f}"
     assert 0 <= summary['global']['J&F-Mean'] <= 1
+    sweep = tool.main([tiny_cfg, '--random-init', '--layer', '0', '-1', '--data-root', data,
+                       '--sequences', 'toy-val-01', '--work-dir', str(tmp_path / 'sweep'),
+                       '--no-progress'])
+    assert sorted(sweep) == [-1, 0]
+    assert 'layer sweep (J&F-Mean): 0: ' in capsys.readouterr().out
+    for layer in (0, -1):
+        assert osp.isfile(str(tmp_path / 'sweep' / f'layer{layer}' / 'global_results-val.csv'))
+        assert len(glob.glob(str(tmp_path / 'sweep' / f'layer{layer}' / 'results' / '*' /
+                                 '*.png'))) == 5
     again = tool.main(['--eval-only', '--results', osp.join(work, 'results'), '--data-root',
                        data, '--work-dir', str(tmp_path / 'eval'), '--no-progress'])
     assert again['global'] == summary['global']
