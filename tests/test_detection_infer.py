@@ -22,7 +22,7 @@ def _tool():
 @pytest.fixture(scope='module')
 def toy(tmp_path_factory):
     root = tmp_path_factory.mktemp('toy_coco_infer')
-    make_coco(str(root), num_train=1, num_val=3, size=128, progress_bar=False)
+    make_coco(str(root), num_train=1, num_val=2, size=128, progress_bar=False)
     return root
 
 
@@ -33,12 +33,12 @@ def test_folder_and_file_inputs_write_pictures_and_coco_json(toy, tmp_path):
     summary = _tool().main([TOY_CFG, 'none', str(toy / 'val2017'), str(val[0]),
                             '--out-dir', str(out), '--score-thr', '0', '--device', 'cpu',
                             '--ann-file', str(toy / 'annotations' / 'instances_val2017.json')])
-    assert summary['images'] == 4
+    assert summary['images'] == 3
     pictures = sorted(p.name for p in (out / 'vis').iterdir())
     assert pictures == sorted({p.name for p in val})
     dets = json.loads((out / 'detections.json').read_text())
     assert summary['detections'] == len(dets) > 0
-    assert len(dets) <= 4 * 100  # max_per_img of the toy config
+    assert len(dets) <= 3 * 100  # max_per_img of the toy config
     gt = COCO(str(toy / 'annotations' / 'instances_val2017.json'))
     res = gt.loadRes(dets)  # valid image / category ids and xywh boxes
     assert set(res.getImgIds()) <= set(gt.getImgIds())
@@ -62,9 +62,9 @@ def test_checkpoint_and_score_threshold(toy, tmp_path):
     summary = _tool().main([TOY_CFG, str(ckpt), str(toy / 'val2017'), '--out-dir',
                             str(tmp_path / 'a'), '--score-thr', '0.2', '--device', 'cpu'])
     dets = json.loads((tmp_path / 'a' / 'detections.json').read_text())
-    assert summary['detections'] == len(dets) < 300  # the threshold removed some of 3 x 100
+    assert summary['detections'] == len(dets) < 200  # the threshold removed some of 2 x 100
     assert all(d['score'] >= 0.2 for d in dets)
-    assert {d['image_id'] for d in dets} <= {0, 1, 2}  # no --ann-file: input order
+    assert {d['image_id'] for d in dets} <= {0, 1}  # no --ann-file: input order
     assert {d['category_id'] for d in dets} <= {0, 1, 2}  # label indices
 
 

@@ -78,3 +78,34 @@ def test_missing_scale_range_is_named():
     views = [_sample([[0., 0., 5., 5.]], [0.5], flip=False)] * 3
     with pytest.raises(ValueError, match=r'scale_ranges\[1\]'):
         tta.merge_preds([views])
+
+
+def test_tta_config_runs_with_the_toy_deta(tmp_path):
+    """What `tools/test.py CONFIG CKPT --tta` does, with the final config's TTA at toy sizes."""
+    from pathlib import Path
+
+    from mmengine.config import Config
+    from mmengine.runner import Runner
+
+    from pe_dense.toy.coco import make_coco
+    root = Path(__file__).parents[1] / 'configs'
+    data = tmp_path / 'toy'
+    make_coco(str(data), num_train=1, num_val=1, size=128, progress_bar=False)
+    cfg = Config.fromfile(str(root / 'demo' / 'pe_deta_toy.py'))
+    final = Config.fromfile(str(root / 'pe_spatial_detr_coco.py'))
+    tta_pipeline = final.tta_pipeline
+    tta_pipeline[1]['transforms'][0] = [dict(type='Resize', scale=(s, s), keep_ratio=True)
+                                        for s in (112,)]  # 1 scale x 2 flips: CPU time
+    tta_model = dict(final.tta_model, scale_ranges=[(8, 1e4)])
+    tta_model['module'] = cfg.model
+    cfg.model = tta_model
+    ds = cfg.test_dataloader.dataset
+    ds.update(data_root=str(data) + '/', pipeline=tta_pipeline)
+    cfg.test_evaluator.ann_file = str(data / 'annotations' / 'instances_val2017.json')
+    cfg.custom_imports = final.custom_imports
+    cfg.work_dir = str(tmp_path / 'work')
+    cfg.test_dataloader.batch_size = 1
+    runner = Runner.from_cfg(cfg)
+    assert type(runner.model).__name__ == 'DETATTAModel'
+    metrics = runner.test()
+    assert 'coco/bbox_mAP' in metrics
