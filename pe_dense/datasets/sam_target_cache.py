@@ -22,7 +22,10 @@ def read_rgb(path: str) -> np.ndarray:
     """HWC uint8 RGB; a clear error for missing or undecodable files."""
     if not osp.isfile(path):
         raise FileNotFoundError(f'image not found: {path}')
-    img = mmcv.imread(path, channel_order='rgb')
+    try:
+        img = mmcv.imread(path, channel_order='rgb')
+    except Exception as err:  # noqa: BLE001 - cv2/PIL raise various types for corrupt files
+        raise ValueError(f'unreadable image (not a decodable picture): {path}: {err}') from err
     if img is None:
         raise ValueError(f'unreadable image (not a decodable picture): {path}')
     return img
