@@ -13,6 +13,8 @@ from mmengine.logging import print_log
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
+from .atomic_io import find_resumable_checkpoint
+
 VIS_HOOKS = {'mmdet': 'DetVisualizationHook', 'mmseg': 'SegVisualizationHook'}
 
 
@@ -60,7 +62,10 @@ def setup_train(cfg: Config, resume=None, amp: bool = False, auto_scale_lr: bool
             cfg.optim_wrapper.type = 'AmpOptimWrapper'
             cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
     if resume == 'auto':
-        cfg.resume, cfg.load_from = True, None
+        # MMEngine would trust work_dir/last_checkpoint; pick the newest complete file instead.
+        cfg.resume, cfg.load_from = True, find_resumable_checkpoint(cfg.work_dir)
+        print_log(f'Resuming from {cfg.load_from or "scratch (no complete checkpoint)"}',
+                  logger='current')
     elif resume is not None:
         cfg.resume, cfg.load_from = True, resume
     if auto_scale_lr:
