@@ -1,2 +1,3 @@
 """Training hooks."""
+from .progressive_resolution import ProgressiveResolutionHook  # noqa: F401,E402
 from .rng_state import RNGStateHook  # noqa: F401,E402

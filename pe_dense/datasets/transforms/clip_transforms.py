@@ -1,0 +1,195 @@
+"""CLIP pipeline pieces: image/video loading with clear errors, PE's squash resize, the
+augmentation we use for contrastive training, and packing.
+
+Images stay RGB uint8 HWC (``results['img']``); videos are a list of such frames
+(``results['imgs']``) and every augmentation draws one set of parameters per clip.
+PE's own eval transform is a bilinear squash resize (no crop) then mean = std = 0.5; with
+``backend='pillow'`` the resize is the PIL bilinear filter the official transform uses.
+"""
+import logging
+import math
+import random
+from typing import Optional, Sequence, Tuple
+
+import cv2
+import mmcv
+import numpy as np
+import torch
+from mmcv.transforms import BaseTransform
+from mmengine.logging import print_log
+from mmengine.registry import TRANSFORMS
+
+
+def _frames(results: dict):
+    return results['imgs'] if 'imgs' in results else [results['img']]
+
+
+def _set_frames(results: dict, frames):
+    if 'imgs' in results:
+        results['imgs'] = frames
+    else:
+        results['img'] = frames[0]
+    results['img_shape'] = frames[0].shape[:2]
+
+
+@TRANSFORMS.register_module()
+class ClipLoadImage(BaseTransform):
+    """RGB image from ``img_path`` or from a tar shard (``tar_path``/``tar_offset``/``tar_size``).
+
+    ``on_missing='skip'`` logs and returns None so the dataset draws another sample (training).
+    """
+
+    def __init__(self, on_missing: str = 'error'):
+        if on_missing not in ('error', 'skip'):
+            raise ValueError(f"on_missing must be 'error' or 'skip', got {on_missing!r}")
+        self.on_missing = on_missing
+
+    def _read(self, results: dict) -> bytes:
+        if 'tar_path' in results:
+            with open(results['tar_path'], 'rb') as f:
+                f.seek(results['tar_offset'])
+                return f.read(results['tar_size'])
+        with open(results['img_path'], 'rb') as f:
+            return f.read()
+
+    def transform(self, results: dict) -> Optional[dict]:
+        where = results.get('img_path')
+        try:
+            img = cv2.imdecode(np.frombuffer(self._read(results), np.uint8), cv2.IMREAD_COLOR)
+            if img is None:
+                raise ValueError('not a decodable image')
+        except (OSError, ValueError) as err:
+            msg = f'cannot load image {where} (from {results.get("source", "?")}): {err}'
+            if self.on_missing == 'error':
+                raise FileNotFoundError(msg) from err
+            print_log(f'skipping sample: {msg}', logger='current', level=logging.WARNING)
+            return None
+        results['img'] = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+        results['img_shape'] = results['ori_shape'] = img.shape[:2]
+        return results
+
+
+def uniform_frame_indices(total: int, num: int) -> np.ndarray:
+    """Centres of ``num`` equal segments of a ``total``-frame video."""
+    return np.minimum(((np.arange(num) + 0.5) * total / num).astype(int), total - 1)
+
+
+@TRANSFORMS.register_module()
+class ClipLoadVideoFrames(BaseTransform):
+    """``num_frames`` uniformly sampled RGB frames of ``video_path`` decoded with OpenCV."""
+
+    def __init__(self, num_frames: int = 8):
+        if num_frames < 1:
+            raise ValueError(f'num_frames must be >= 1, got {num_frames}')
+        self.num_frames = num_frames
+
+    def transform(self, results: dict) -> dict:
+        path = results['video_path']
+        cap = cv2.VideoCapture(path)
+        frames = []
+        while cap.isOpened():
+            ok, frame = cap.read()
+            if not ok:
+                break
+            frames.append(frame)
+        cap.release()
+        if not frames:
+            raise ValueError(f'cannot read video {path} (missing, empty or unsupported codec; '
+                             f'from {results.get("source", "?")})')
+        idx = uniform_frame_indices(len(frames), self.num_frames)
+        results['imgs'] = [cv2.cvtColor(frames[i], cv2.COLOR_BGR2RGB) for i in idx]
+        results['frame_inds'] = idx
+        results['img_shape'] = results['ori_shape'] = frames[0].shape[:2]
+        return results
+
+
+@TRANSFORMS.register_module()
+class ClipResize(BaseTransform):
+    """Squash resize to ``scale`` x ``scale`` (PE's eval transform). ``scale`` is the attribute
+    ProgressiveResolutionHook changes in 'pipeline' mode."""
+
+    def __init__(self, scale: int, interpolation: str = 'bilinear', backend: str = 'pillow'):
+        self.scale, self.interpolation, self.backend = scale, interpolation, backend
+
+    def transform(self, results: dict) -> dict:
+        size = (self.scale, self.scale)
+        _set_frames(results, [mmcv.imresize(f, size, interpolation=self.interpolation,
+                                            backend=self.backend) for f in _frames(results)])
+        return results
+
+
+@TRANSFORMS.register_module()
+class ClipRandomResizedCrop(BaseTransform):
+    """Random crop of ``scale`` area fraction and ``ratio`` aspect range (Inception-style),
+    squashed to ``size``; ``size=None`` keeps the crop size (a later ClipResize sets it)."""
+
+    def __init__(self, size: Optional[int] = None, scale: Tuple[float, float] = (0.5, 1.0),
+                 ratio: Tuple[float, float] = (3 / 4, 4 / 3), backend: str = 'pillow'):
+        if not 0 < scale[0] <= scale[1] <= 1:
+            raise ValueError(f'scale must satisfy 0 < min <= max <= 1, got {scale}')
+        self.size, self.scale, self.ratio, self.backend = size, scale, ratio, backend
+
+    def _box(self, h: int, w: int):
+        for _ in range(10):
+            area = h * w * random.uniform(*self.scale)
+            ar = math.exp(random.uniform(math.log(self.ratio[0]), math.log(self.ratio[1])))
+            cw, ch = round(math.sqrt(area * ar)), round(math.sqrt(area / ar))
+            if 0 < cw <= w and 0 < ch <= h:
+                return random.randint(0, h - ch), random.randint(0, w - cw), ch, cw
+        return 0, 0, h, w
+
+    def transform(self, results: dict) -> dict:
+        frames = _frames(results)
+        y, x, ch, cw = self._box(*frames[0].shape[:2])
+        out = [f[y:y + ch, x:x + cw] for f in frames]
+        if self.size:
+            out = [mmcv.imresize(f, (self.size, self.size), backend=self.backend) for f in out]
+        _set_frames(results, out)
+        return results
+
+
+@TRANSFORMS.register_module()
+class ClipColorJitter(BaseTransform):
+    """Random brightness and saturation factors in [1 - b, 1 + b] / [1 - s, 1 + s]."""
+
+    def __init__(self, brightness: float = 0.2, saturation: float = 0.2, prob: float = 1.0):
+        self.brightness, self.saturation, self.prob = brightness, saturation, prob
+
+    def transform(self, results: dict) -> dict:
+        if random.random() >= self.prob:
+            return results
+        b = random.uniform(1 - self.brightness, 1 + self.brightness)
+        s = random.uniform(1 - self.saturation, 1 + self.saturation)
+        out = [mmcv.adjust_color(mmcv.adjust_brightness(f, b), s).astype(np.uint8)
+               for f in _frames(results)]
+        _set_frames(results, out)
+        return results
+
+
+@TRANSFORMS.register_module()
+class ClipRandomFlip(BaseTransform):
+    """Horizontal flip with ``prob`` (off in our recipes: captions may say left/right)."""
+
+    def __init__(self, prob: float = 0.5):
+        self.prob = prob
+
+    def transform(self, results: dict) -> dict:
+        if random.random() < self.prob:
+            _set_frames(results, [mmcv.imflip(f, 'horizontal') for f in _frames(results)])
+        return results
+
+
+@TRANSFORMS.register_module()
+class PackClipInputs(BaseTransform):
+    """``inputs``: uint8 (3, H, W) or (T, 3, H, W); ``data_samples``: caption, label, index."""
+
+    def __init__(self, meta_keys: Sequence[str] = ('caption', 'label', 'sample_idx')):
+        self.meta_keys = meta_keys
+
+    def transform(self, results: dict) -> dict:
+        frames = [torch.from_numpy(np.ascontiguousarray(f.transpose(2, 0, 1)))
+                  for f in _frames(results)]
+        inputs = torch.stack(frames) if 'imgs' in results else frames[0]
+        samples = {k: results[k] for k in self.meta_keys if k in results}
+        samples.setdefault('label', -1)
+        return dict(inputs=inputs, data_samples=samples)
