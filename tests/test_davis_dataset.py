@@ -48,11 +48,6 @@ def test_palette_png_roundtrip(tmp_path):
     assert read_palette(path)[:9] == pal[:9]
 
 
-def test_same_palette_as_toy_generator():
-    from pe_dense.toy.davis import davis_palette as toy_palette
-    assert davis_palette() == toy_palette()
-
-
 def test_count_mismatch_names_sequence_and_frames(tmp_path):
     write_davis(str(tmp_path), {'bear': (5, [0, 1, 2, 4])})
     with pytest.raises(DavisDataError, match=r"bear: 4 annotations for 5 frames.*'00003'"):

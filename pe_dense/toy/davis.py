@@ -12,27 +12,14 @@ from typing import List
 import cv2
 import numpy as np
 
+from pe_dense.datasets.davis import davis_palette  # one palette for writer and reader
+
 from .io import check_counts, image_rng, parse_size, progress, save_jpg, save_png
 from .pictures import PictureBank
 from .scene import Obj, pick_color, render
 from .shapes import SHAPES, Shape
 
 DEFAULT_SIZE = (240, 136)
-
-
-def davis_palette() -> List[int]:
-    """The 256-colour VOC/DAVIS palette as a flat [r, g, b, ...] list (id 1 = (128, 0, 0))."""
-    pal = []
-    for i in range(256):
-        r = g = b = 0
-        c = i
-        for j in range(8):
-            r |= ((c >> 0) & 1) << (7 - j)
-            g |= ((c >> 1) & 1) << (7 - j)
-            b |= ((c >> 2) & 1) << (7 - j)
-            c >>= 3
-        pal += [r, g, b]
-    return pal
 
 
 def _trajectories(rng, n, w, h, frames):
