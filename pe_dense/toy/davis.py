@@ -7,7 +7,6 @@ each other (higher ids are drawn in front), and scale slightly over time.
 """
 import os
 import os.path as osp
-from typing import List
 
 import cv2
 import numpy as np
