@@ -78,3 +78,17 @@ def test_instance_and_lvis_and_o365_configs():
     assert o365.val_evaluator.ann_file.endswith('zhiyuan_objv2_val.json')
     from mmdet.datasets import Objects365V2Dataset
     assert len(Objects365V2Dataset.METAINFO['classes']) == 365
+
+
+def test_official_deta_augmentation_config(toy):
+    cfg, ds = _dataset('coco_detection_deta_aug.py', toy, 'train')
+    choice = cfg.train_pipeline[3]
+    assert choice['type'] == 'RandomChoice' and len(choice['transforms']) == 2
+    short = [s for _, s in choice['transforms'][0][0]['scales']]
+    assert short[0] == 480 and short[-1] == 1824 - 32 and len(short) == 42
+    assert choice['transforms'][1][1]['crop_size'] == (384, 600)
+    np.random.seed(1)
+    for i in range(6):
+        out = ds[i % len(ds)]
+        h, w = out['inputs'].shape[-2:]
+        assert max(h, w) <= 1824 - 32 and min(h, w) >= 384  # both branches end up large
