@@ -80,6 +80,14 @@ def test_class_map_selects_rows_and_keeps_objectness_row():
         dc.convert_official_deta(sd, class_map=[1, 200], num_dec_layers=SMALL.dec_layers)
 
 
+def test_decoder_head_aliases_must_equal_top_level_heads():
+    sd = dc.random_official_state_dict(SMALL)  # aliases share values, as in the official model
+    dc.convert_official_deta(sd, num_dec_layers=SMALL.dec_layers)
+    sd['transformer.decoder.class_embed.1.bias'] = sd['class_embed.1.bias'] + 1
+    with pytest.raises(CheckpointError, match='transformer.decoder.class_embed.1.bias differs'):
+        dc.convert_official_deta(sd, num_dec_layers=SMALL.dec_layers)
+
+
 def test_unknown_key_is_named():
     with pytest.raises(KeyError, match='transformer.mystery.weight'):
         dc.rename_official_key('transformer.mystery.weight')

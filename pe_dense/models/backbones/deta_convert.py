@@ -149,11 +149,18 @@ def official_deta_layout(spec: Optional[DetaSpec] = None) -> 'OrderedDict[str, t
 
 
 def random_official_state_dict(spec: DetaSpec, device=None, seed: int = 0) -> StateDict:
-    """A random state dict in the official layout (tests, benchmarks)."""
+    """A random state dict in the official layout (tests); the decoder's head aliases share
+    the top-level heads' values, as in a real checkpoint."""
     gen = torch.Generator().manual_seed(seed)
+    layout = official_deta_layout(spec)
     if device is not None and torch.device(device).type == 'meta':
-        return {k: torch.empty(shape, device='meta') for k, shape in official_deta_layout(spec).items()}
-    return {k: torch.randn(shape, generator=gen) for k, shape in official_deta_layout(spec).items()}
+        return {k: torch.empty(shape, device='meta') for k, shape in layout.items()}
+    sd = {k: torch.randn(shape, generator=gen) for k, shape in layout.items()}
+    prefix = 'transformer.decoder.'
+    for k in sd:
+        if k.startswith(prefix + 'class_embed.') or k.startswith(prefix + 'bbox_embed.'):
+            sd[k] = sd[k[len(prefix):]]
+    return sd
 
 
 # --------------------------------------------------------------------------- renaming
@@ -214,6 +221,17 @@ def rename_official_key(key: str, num_backbone_levels: int = 3) -> str:
     raise KeyError(f'No pe_dense name for official DETA key {key!r}')
 
 
+def _check_alias(sd: StateDict, key: str, val: torch.Tensor) -> None:
+    """The decoder's head copies are the top-level heads; differing values mean a corrupt file."""
+    prefix = 'transformer.decoder.'
+    if not key.startswith(prefix) or val.is_meta:
+        return
+    top = sd.get(key[len(prefix):])
+    if top is not None and not torch.equal(top, val):
+        raise CheckpointError(f'{key} differs from {key[len(prefix):]}; the official model shares '
+                              'these modules, so the checkpoint is inconsistent')
+
+
 def _select_rows(val: torch.Tensor, rows: Sequence[int], key: str) -> torch.Tensor:
     if max(rows) >= val.shape[0]:
         raise CheckpointError(f'{key}: class map asks for row {max(rows)} but the official head '
@@ -231,6 +249,7 @@ def convert_official_deta(sd: StateDict, class_map: Optional[Sequence[int]] = No
     out = OrderedDict()
     for key, val in sd.items():
         if _is_duplicate_or_buffer(key):
+            _check_alias(sd, key, val)
             continue
         new = rename_official_key(key, num_backbone_levels)
         if key == 'backbone.0.body.positional_embedding':
