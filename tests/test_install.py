@@ -1,0 +1,71 @@
+"""setup.py ranges hold for the tested stack; the Makefile installs in the order that works;
+.ci/run keeps the caller's wheelhouses and runs exactly `make test`."""
+import ast
+import importlib.metadata as metadata
+import os
+import subprocess
+
+import pytest
+from packaging.requirements import Requirement
+from packaging.version import Version
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _setup_lists():
+    tree = ast.parse(open(os.path.join(ROOT, 'setup.py'), encoding='utf-8').read())
+    assign = next(n for n in tree.body if isinstance(n, ast.Assign)
+                  and n.targets[0].id == 'INSTALL_REQUIRES')
+    return [Requirement(r) for r in ast.literal_eval(assign.value)]
+
+
+@pytest.mark.parametrize('req', _setup_lists(), ids=str)
+def test_installed_stack_satisfies_setup_ranges(req):
+    version = metadata.version(req.name)
+    assert req.specifier.contains(Version(version).public, prereleases=True), \
+        f'setup.py asks {req}, the tested environment has {version}'
+
+
+def test_setup_gives_ranges_not_pins_for_torch():
+    torch_req = next(r for r in _setup_lists() if r.name == 'torch')
+    assert not any(s.operator == '==' for s in torch_req.specifier)
+
+
+def _make_n(*targets, **variables):
+    extra = [f'{k}={v}' for k, v in variables.items()]
+    out = subprocess.run(['make', '-n', '-B', *targets, *extra], cwd=ROOT, capture_output=True,
+                         text=True, check=True)
+    return out.stdout
+
+
+def test_install_order_pins_and_sam2_flags():
+    text = _make_n('install')
+    order = ['torch==2.14.1 torchvision==0.29.1', 'mmengine==0.10.7', 'scripts/install_mmcv.py',
+             'mmdet==3.3.0 mmsegmentation==1.2.2', 'SAM2_BUILD_CUDA=0', '-e .', 'touch']
+    positions = [text.index(s) for s in order]
+    assert positions == sorted(positions), text
+    sam_line = next(line for line in text.splitlines() if 'sam2==1.1.0' in line)
+    assert '--no-build-isolation' in sam_line and sam_line.startswith('SAM2_BUILD_CUDA=0')
+
+
+def test_test_and_demo_targets_install_first():
+    test = _make_n('test').splitlines()
+    assert test[-1] == '.venv/bin/python -m pytest tests -q'
+    assert any('install_mmcv.py' in line for line in test[:-1])
+    demo = _make_n('demo', DEMO='my_demo.sh').splitlines()
+    assert demo[-1].endswith('bash my_demo.sh')
+
+
+def test_ci_run_prepends_the_shared_wheelhouse_and_calls_make_test(tmp_path):
+    repo, shared = tmp_path / 'repo', tmp_path / 'shared' / 'wheels'
+    (repo / '.ci').mkdir(parents=True)
+    shared.mkdir(parents=True)
+    (repo / '.ci' / 'run').write_text(open(os.path.join(ROOT, '.ci', 'run')).read())
+    fake_bin = tmp_path / 'bin'
+    fake_bin.mkdir()
+    (fake_bin / 'make').write_text('#!/usr/bin/env bash\necho "make $* | $PIP_FIND_LINKS"\n')
+    (fake_bin / 'make').chmod(0o755)
+    env = dict(os.environ, PATH=f'{fake_bin}:{os.environ["PATH"]}', PIP_FIND_LINKS='/opt/w')
+    out = subprocess.run(['bash', str(repo / '.ci' / 'run')], cwd=tmp_path, env=env,
+                         capture_output=True, text=True, check=True).stdout.strip()
+    assert out == f'make test | {shared} /opt/w'
