@@ -88,6 +88,22 @@ def test_decoder_head_aliases_must_equal_top_level_heads():
         dc.convert_official_deta(sd, num_dec_layers=SMALL.dec_layers)
 
 
+def test_rope_tables_are_checked_against_the_eva_rule():
+    sd = dc.random_official_state_dict(SMALL)
+    glb = 'backbone.0.body.rope_glb.freqs_cos'
+    assert sd[glb].shape == ((128 // 16) ** 2, 16)
+    assert torch.equal(sd[glb][:, 0::2], sd[glb][:, 1::2])   # each pair's angle written twice
+    # token (0, 0): EVA position 0 / N * 16 + 1 = 1 on both axes, theta 1e4 over 8 dims per axis
+    freqs = torch.tensor([1., 0.1, 0.01, 0.001])
+    assert torch.allclose(sd[glb][0], torch.cos(freqs.repeat(2).repeat_interleave(2)))
+    dc.convert_official_deta(sd, num_dec_layers=SMALL.dec_layers)
+    # tables of another position rule (plain integer positions) are refused
+    sd['backbone.0.body.transformer.resblocks.0.attn.rope.freqs_sin'] = torch.sin(
+        torch.arange(16.)[:, None] * torch.ones(1, 16))
+    with pytest.raises(CheckpointError, match='resblocks.0.attn.rope.freqs_sin does not follow'):
+        dc.convert_official_deta(sd, num_dec_layers=SMALL.dec_layers)
+
+
 def test_unknown_key_is_named():
     with pytest.raises(KeyError, match='transformer.mystery.weight'):
         dc.rename_official_key('transformer.mystery.weight')

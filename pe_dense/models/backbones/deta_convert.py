@@ -14,6 +14,7 @@ unused, so the encoder's proposal head uses row 0 as objectness); MMDetection us
 contiguous labels, so ``class_map[i]`` names the official row of our label ``i``.
 """
 import argparse
+import math
 import re
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -22,6 +23,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import torch
 
 from .checkpoint import CheckpointError, load_checkpoint_file
+from .rope import Rope2D
 
 StateDict = Dict[str, torch.Tensor]
 
@@ -156,11 +158,37 @@ def random_official_state_dict(spec: DetaSpec, device=None, seed: int = 0) -> St
     if device is not None and torch.device(device).type == 'meta':
         return {k: torch.empty(shape, device='meta') for k, shape in layout.items()}
     sd = {k: torch.randn(shape, generator=gen) for k, shape in layout.items()}
+    for k, shape in layout.items():
+        if k.endswith(('.freqs_cos', '.freqs_sin')):
+            sd[k] = official_rope_table(shape[1], math.isqrt(shape[0]), k.endswith('_sin'))
     prefix = 'transformer.decoder.'
     for k in sd:
         if k.startswith(prefix + 'class_embed.') or k.startswith(prefix + 'bbox_embed.'):
             sd[k] = sd[k[len(prefix):]]
     return sd
+
+
+def official_rope_table(head_dim: int, n: int, sin: bool = False) -> torch.Tensor:
+    """The official (n*n, head_dim) RoPE buffer: pe_dense's EVA-rule angles, each pair's angle
+    written twice (interleaved), x (column) half first."""
+    table = Rope2D(head_dim, mode='eva')(n, n)
+    part = table.imag if sin else table.real
+    return part.repeat_interleave(2, dim=-1)
+
+
+def check_rope_tables(sd: StateDict, atol: float = 1e-4) -> None:
+    """pe_dense recomputes RoPE, so the stored tables must be what it would compute."""
+    for key, val in sd.items():
+        if not key.endswith(('.freqs_cos', '.freqs_sin')) or val.is_meta:
+            continue
+        n = math.isqrt(val.shape[0])
+        if n * n != val.shape[0]:
+            raise CheckpointError(f'{key}: {val.shape[0]} positions is not a square grid')
+        ref = official_rope_table(val.shape[1], n, key.endswith('_sin'))
+        if not torch.allclose(val.float(), ref, atol=atol):
+            raise CheckpointError(
+                f'{key} does not follow the EVA RoPE rule pe_dense uses (positions arange(N)/N*16+1, '
+                f'theta 1e4, N={n}); max difference {(val.float() - ref).abs().max():.3g}')
 
 
 # --------------------------------------------------------------------------- renaming
@@ -243,9 +271,13 @@ def convert_official_deta(sd: StateDict, class_map: Optional[Sequence[int]] = No
                           num_dec_layers: int = 6, num_backbone_levels: int = 3) -> StateDict:
     """Official DETA_pe state dict -> pe_dense DETA state dict.
 
+    Raises ``CheckpointError`` if its RoPE tables differ from pe_dense's rule or its decoder
+    head aliases differ from the top-level heads.
+
     ``class_map[i]`` is the official class row of our label ``i`` (``None``: keep all rows).
     The encoder's proposal head (index ``num_dec_layers``) keeps row 0 as objectness.
     """
+    check_rope_tables(sd)
     out = OrderedDict()
     for key, val in sd.items():
         if _is_duplicate_or_buffer(key):
@@ -305,5 +337,6 @@ def convert_file(src: str, dst: str, class_map: Optional[Sequence[int]] = COCO_C
 
 
 __all__ = ['DetaSpec', 'COCO_CATEGORY_IDS', 'official_deta_layout', 'random_official_state_dict',
+           'official_rope_table', 'check_rope_tables',
            'rename_official_key', 'convert_official_deta', 'load_official_deta', 'check_layout',
            'convert_file']
