@@ -10,6 +10,7 @@ Anything else is refused with a message naming the file and the object.
 """
 import pickle
 import re
+import warnings
 
 import numpy as np
 import torch
@@ -48,9 +49,24 @@ def mmengine_safe_globals() -> list:
             (history_buffer_getattr, 'builtins.getattr')]
 
 
+def supports_named_allowlist() -> bool:
+    """torch >= 2.6 accepts ``(object, 'pickled.name')`` pairs in ``add_safe_globals``."""
+    return hasattr(torch.serialization, 'add_safe_globals') and \
+        tuple(int(x) for x in re.findall(r'\d+', torch.__version__)[:2]) >= (2, 6)
+
+
 def install() -> None:
-    """Allowlist MMEngine's classes and make MMEngine's local loader refuse clearly."""
-    torch.serialization.add_safe_globals(mmengine_safe_globals())
+    """Allowlist MMEngine's classes and make MMEngine's local loader refuse clearly.
+
+    On older torch only plain weight files load (weights_only=True without the allowlist):
+    resuming a full MMEngine training state needs torch >= 2.6.
+    """
+    if supports_named_allowlist():
+        torch.serialization.add_safe_globals(mmengine_safe_globals())
+    else:
+        warnings.warn(f'pe_dense: torch {torch.__version__} < 2.6 has no named safe-globals '
+                      'allowlist; MMEngine checkpoints with training state (resume) will be '
+                      'refused, plain weights still load. Use torch >= 2.6 to resume.')
     CheckpointLoader.register_scheme(prefixes='', loader=load_local_checkpoint, force=True)
 
 
