@@ -6,3 +6,5 @@ from .image_folder import ImageFolderDataset  # noqa: F401,E402
 from .sa1b import SA1BDataset  # noqa: F401,E402
 from .sam_target_cache import SAMTargetCache, fill_cache, read_rgb  # noqa: F401,E402
 from .transforms import align_transforms  # noqa: F401,E402
+from . import coco_checked  # noqa: F401,E402  CheckedCocoDataset, LoadImageOrSkip (mmdet)
+from . import seg_checks  # noqa: F401,E402  label / depth checks (mmseg)
