@@ -1,6 +1,6 @@
 """Aligner construction from a PE-Core checkpoint, export to the PE-Spatial layout, distiller."""
 import os.path as osp
-import subprocess
+import runpy
 import sys
 
 import pytest
@@ -14,6 +14,14 @@ ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CORE = dict(patch_size=16, width=32, depth=3, heads=2, mlp_dim=64, cls_token=True, pool='attn',
             out_dim=16, layer_scale=None, ln_post=True, img_size=64)
 SPATIAL = dict(CORE, pool=None, out_dim=None, layer_scale=0.1, ln_post=False)
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny matmuls: threads only contend on a shared CPU
+    yield
+    torch.set_num_threads(n)
 
 
 @pytest.fixture(scope='module')
@@ -66,10 +74,12 @@ def test_export_loads_into_pe_spatial(core_ckpt, tmp_path):
     ckpt = tmp_path / 'iter_10.pth'
     torch.save({'state_dict': m.state_dict(), 'meta': {'iter': 10}}, ckpt)
     out = tmp_path / 'spatial.pt'
-    res = subprocess.run([sys.executable, osp.join(ROOT, 'tools', 'export_aligned.py'), str(ckpt),
-                          str(out)], capture_output=True, text=True, cwd=ROOT,
-                         env={'PYTHONPATH': ROOT, 'PATH': '/usr/bin:/bin'})
-    assert res.returncode == 0, res.stderr
+    old = sys.argv
+    sys.argv = ['export_aligned.py', str(ckpt), str(out)]
+    try:  # the command line, in-process (a subprocess would re-import every library)
+        runpy.run_path(osp.join(ROOT, 'tools', 'export_aligned.py'), run_name='__main__')
+    finally:
+        sys.argv = old
     sd = torch.load(out, weights_only=True)
     assert not any(k.startswith(('mask_token', 'teacher', 'student', 'attn_pool', 'proj'))
                    for k in sd)
