@@ -14,7 +14,7 @@ image_size = 96  # toy images are 128 px; training at 96 px keeps a CPU run to m
 width = 192
 embed_dims = 128
 num_queries = 60
-max_epochs = 6
+max_epochs = 5
 
 model = dict(
     num_queries=num_queries,

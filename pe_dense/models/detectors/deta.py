@@ -38,6 +38,11 @@ def select_queries(logits: Tensor, boxes: Tensor, level_ids: Tensor, num_queries
                    pre_nms_topk: int = 1000, nms_iou: float = 0.9) -> Tensor:
     """Indices of ``num_queries`` proposals of one image, balanced over levels (DETA).
 
+    The pre-NMS top-k is taken within each level, ``min(pre_nms_topk, level size)`` of them.
+    (The official code takes a top-k over all positions with other levels' scores zeroed, so
+    a level smaller than ``pre_nms_topk`` also drags in arbitrary zero-score positions of
+    other levels; those only matter if a level has fewer NMS survivors than its quota.)
+
     Args:
         logits: (S,) objectness logits; boxes: (S, 4) xyxy in [0, 1]; level_ids: (S,).
     """
