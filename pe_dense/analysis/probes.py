@@ -7,7 +7,7 @@ mmseg's ``IoUMetric`` maths, depth RMSE over valid pixels averaged per image (mm
 label propagation (``pe_dense.tracking``) scored with the DAVIS J&F of
 ``pe_dense.evaluation.davis_metric``.
 """
-from typing import Iterable, List, Sequence, Tuple
+from typing import Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -152,20 +152,25 @@ def depth_rmse(train_maps, train_depths, val_maps, val_depths, alpha: float = 1e
     return float(np.mean(rmses))
 
 
-def global_features(maps) -> torch.Tensor:
-    """(N, C, h, w) -> (N, C) L2-normalised mean tokens."""
-    m = torch.from_numpy(np.array(maps, dtype=np.float32))
-    return F.normalize(m.flatten(2).mean(-1), dim=-1)
+def global_features(maps, center: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """(N, C, h, w) -> (N, C) mean tokens, minus ``center``, L2-normalised."""
+    m = torch.from_numpy(np.array(maps, dtype=np.float32)).flatten(2).mean(-1)
+    return F.normalize(m - center if center is not None else m, dim=-1)
 
 
 def knn_accuracy(train_maps, train_labels, val_maps, val_labels, k: int = 20,
                  temperature: float = 0.07) -> float:
-    """Top-1 accuracy (%) of DINO's weighted k-NN (votes ``exp(cos / T)``)."""
+    """Top-1 accuracy (%) of DINO's weighted k-NN (votes ``exp(cos / T)``).
+
+    Mean tokens are centred on the training mean first: a component shared by every image
+    (large in some layers) would otherwise make all cosines ~1 and the votes uniform.
+    """
     train_labels = torch.as_tensor(np.asarray(train_labels)).long()
     val_labels = torch.as_tensor(np.asarray(val_labels)).long()
     check_pairs(train_maps, train_labels, 'k-NN train')
     check_pairs(val_maps, val_labels, 'k-NN val')
-    tr, va = global_features(train_maps), global_features(val_maps)
+    center = torch.from_numpy(np.array(train_maps, dtype=np.float32)).mean((0, 2, 3))
+    tr, va = global_features(train_maps, center), global_features(val_maps, center)
     sims, idx = (va @ tr.T).topk(min(k, len(tr)), dim=1)
     num_classes = int(max(train_labels.max(), val_labels.max())) + 1
     votes = torch.zeros(len(va), num_classes)
