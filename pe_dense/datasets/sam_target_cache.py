@@ -32,7 +32,7 @@ def read_rgb(path: str) -> np.ndarray:
 
 
 class SAMTargetCache:
-    """``root/<key>.pt`` holding a (K, gh, gw) fp16 tensor; ``root/cache_meta.json`` its settings."""
+    """``root/<key>.pt``: a (K, gh, gw) fp16 tensor; ``root/cache_meta.json``: its settings."""
 
     def __init__(self, root: str):
         self.root = root

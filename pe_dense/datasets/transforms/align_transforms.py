@@ -73,7 +73,7 @@ class AlignRandomFlip(BaseTransform):
 
 @TRANSFORMS.register_module()
 class PackAlignInputs(BaseTransform):
-    """-> dict(inputs=(3, H, W) uint8 RGB tensor, data_samples=dict(key, img_path, sam_targets?))."""
+    """-> dict(inputs=(3, H, W) uint8 RGB, data_samples=dict(key, img_path[, sam_targets]))."""
 
     def transform(self, results: dict) -> dict:
         img = torch.from_numpy(np.ascontiguousarray(results['img'])).permute(2, 0, 1)

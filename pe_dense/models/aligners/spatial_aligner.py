@@ -6,7 +6,7 @@ belong together" (pairwise similarity of the stacked mask logits of a 32x32 poin
 the student's input tokens are replaced by a learned mask token (MaskFeat), but it is asked
 for every token, so it must infer the masked ones from context.
 """
-from typing import Dict, List, Optional, Sequence, Union
+from typing import Dict, List, Optional, Sequence
 
 import torch
 import torch.nn as nn
@@ -57,8 +57,9 @@ class TokenDistillBase(BaseModel):
         random_token_mask(1, 4, mask_ratio)  # validates the ratio early
         self.mask_token = nn.Parameter(torch.zeros(self.student.embed_dim))
         nn.init.trunc_normal_(self.mask_token, std=0.02)
-        self.register_buffer('pix_mean', torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1), False)
-        self.register_buffer('pix_std', torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1), False)
+        f32 = dict(dtype=torch.float32)
+        self.register_buffer('pix_mean', torch.tensor(mean, **f32).view(1, 3, 1, 1), False)
+        self.register_buffer('pix_std', torch.tensor(std, **f32).view(1, 3, 1, 1), False)
 
     def normalize(self, images: torch.Tensor) -> torch.Tensor:
         return (images.float() - self.pix_mean) / self.pix_std
@@ -104,7 +105,7 @@ def strip_pooling(sd: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
 
 
 def samples_field(data_samples, key: str) -> Optional[List[torch.Tensor]]:
-    """``key`` of every sample, from pseudo-collated dict-of-lists or list-of-dicts; None if absent."""
+    """``key`` of every sample (pseudo-collated dict of lists or list of dicts); None if absent."""
     if data_samples is None:
         return None
     if isinstance(data_samples, dict):

@@ -33,7 +33,8 @@ def _check_sam_state_dict(sd: dict, model: nn.Module, size: str, path: str) -> N
         raise ValueError(
             f'SAM 2.1 checkpoint {path} does not match size {size!r} '
             f'({len(missing)} missing, {len(unexpected)} unexpected, {len(shapes)} shape '
-            f'mismatches; e.g. {(shapes + missing + unexpected)[:3]}); pick the size it was saved for')
+            f'mismatches; e.g. {(shapes + missing + unexpected)[:3]}); '
+            'pick the size it was saved for')
 
 
 def build_sam21(size: str, checkpoint: Optional[str] = None,
@@ -163,7 +164,8 @@ class SAM2Teacher(nn.Module):
     def forward(self, images: torch.Tensor, grid_hw: Tuple[int, int]) -> torch.Tensor:
         """RGB (B, 3, H, W) in [0, 255] -> (B, grid^2, gh, gw) mask-logit maps on the token grid."""
         if images.dim() != 4 or images.shape[1] != 3:
-            raise ValueError(f'SAM2Teacher expects RGB images (B, 3, H, W), got {tuple(images.shape)}')
+            raise ValueError('SAM2Teacher expects RGB images (B, 3, H, W), got '
+                             f'{tuple(images.shape)}')
         feats = self.embed(images)
         maps = [resample_logits(self.mask_logits(feats, i), grid_hw)
                 for i in range(images.shape[0])]
