@@ -10,7 +10,7 @@ from PIL import Image
 
 from pe_dense.analysis import probes
 from pe_dense.analysis.compare import compare_layers, linear_cka, token_cosine
-from pe_dense.analysis.feature_cache import FeatureCache, PESource, build_source
+from pe_dense.analysis.feature_cache import FeatureCache, FeatureSource, PESource, build_source
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
@@ -124,3 +124,31 @@ def test_compare_same_model_and_tool(tmp_path):
     with pytest.raises(FileNotFoundError, match='no .jpg'):
         tool.main(['--images', str(tmp_path / 'cache' / 'nothing'), '--arch-a', 'x'])
     assert isinstance(src, PESource)
+
+
+def test_build_source_errors(tmp_path):
+    with pytest.raises(ValueError, match='exactly one'):
+        build_source('PE-Core-T16-384', 'vit_tiny_patch16_224')
+    with pytest.raises(FileNotFoundError, match='missing.pt'):
+        build_source('PE-Core-T16-384', checkpoint=str(tmp_path / 'missing.pt'))
+    bad = tmp_path / 'partial.pt'
+    torch.save({'cls_token': torch.zeros(1, 1, 192)}, bad)
+    with pytest.raises(KeyError, match='weights missing'):
+        build_source(timm_name='vit_tiny_patch16_224', checkpoint=str(bad))
+    with pytest.raises(TypeError, match='forward_intermediates'):
+        from pe_dense.analysis.feature_cache import TimmSource
+        TimmSource(torch.nn.Linear(2, 2))
+
+    class Fixed(FeatureSource):
+        num_layers = 2
+
+        def fingerprint(self):
+            return 'fixed'
+
+    cache = FeatureCache(str(tmp_path / 'c'), progress=False)
+    with pytest.raises(ValueError, match='empty image list'):
+        cache.get(Fixed(), [], (32, 32), [0])
+    with pytest.raises(FileNotFoundError, match='nope.jpg'):
+        cache.get(Fixed(), [str(tmp_path / 'nope.jpg')], (32, 32), [0])
+    with pytest.raises(IndexError, match='layer 2 outside'):
+        cache.get(Fixed(), [str(tmp_path / 'nope.jpg')], (32, 32), [2])

@@ -175,19 +175,24 @@ class FeatureCache:
         return {k: np.load(files[k], mmap_mode='r') for k in layers}
 
     def _compute(self, source, paths, size, layers, folder, files):
+        """One pass over the images for all ``layers``, streamed into fp16 memmaps."""
         os.makedirs(folder, exist_ok=True)
-        chunks: Dict[int, List[np.ndarray]] = {k: [] for k in layers}
+        tmp = {k: files[k] + '.tmp.npy' for k in layers}
+        out = {}
         starts = range(0, len(paths), self.batch_size)
         for s in tqdm(starts, desc=f'{source.name} features {size[0]}x{size[1]}',
                       disable=not self.progress, leave=False):
             batch = torch.stack([to_tensor(read_rgb(p), size, source.mean, source.std)
                                  for p in paths[s:s + self.batch_size]])
             for k, m in zip(layers, source.extract(batch, layers)):
-                chunks[k].append(m.cpu().numpy().astype(np.float16))
+                if k not in out:
+                    out[k] = np.lib.format.open_memmap(tmp[k], mode='w+', dtype=np.float16,
+                                                       shape=(len(paths), *m.shape[1:]))
+                out[k][s:s + len(m)] = m.cpu().numpy().astype(np.float16)
         for k in layers:
-            tmp = files[k] + '.tmp.npy'
-            np.save(tmp, np.concatenate(chunks[k]))
-            os.replace(tmp, files[k])  # atomic: a killed run never leaves a half file
+            out[k].flush()
+            del out[k]
+            os.replace(tmp[k], files[k])  # atomic: a killed run never leaves a half file
         meta = dict(model=source.name, size=list(size), images=[osp.abspath(p) for p in paths])
         with open(osp.join(folder, 'meta.json'), 'w') as fh:
             json.dump(meta, fh)
