@@ -85,3 +85,20 @@ def test_classes_fall_back_to_the_dataset_palette_or_numbers():
     assert meta['classes'][0] == 'wall' and meta['palette'][0] == [120, 120, 120]
     meta = config_classes(cfg, 3)
     assert meta['classes'] == ('0', '1', '2') and len(meta['palette']) == 3
+
+
+def test_tools_infer_dispatches_mmseg_configs(tmp_path, images):
+    """tools/infer.py picks the segmentation runner from the config's default_scope."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location(
+        'infer_tool', osp.join(osp.dirname(__file__), '..', 'tools', 'infer.py'))
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    cfg = tiny_cfg('ade20k/pe_spatial_g14_linear_448_ade20k.py')
+    cfg_file = str(tmp_path / 'seg_cfg.py')
+    cfg.dump(cfg_file)
+    ckpt = save_ckpt(cfg, str(tmp_path / 'seg.pth'))
+    out = tool.main([cfg_file, ckpt, osp.dirname(images[0]), '--out-dir', str(tmp_path / 'o'),
+                     '--device', 'cpu'])
+    assert out['task'] == 'segmentation' and out['images'] == 2
+    assert all(osp.isfile(item['pred']) for item in out['files'])

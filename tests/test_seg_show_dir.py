@@ -1,8 +1,7 @@
 """`tools/test.py` writes coloured seg and depth pictures for the mmseg configs.
 
 mmseg 1.2.2's SegVisualizationHook has no ``test_out_dir``: pictures go to the visualizer's
-``save_dir``. Until ``--show-dir`` sets that for mmseg configs, the same is reached with
-``--cfg-options default_hooks.visualization.draw=True visualizer.save_dir=DIR``.
+``save_dir``, which ``--show-dir`` sets for mmseg configs.
 """
 import glob
 import os
@@ -72,9 +71,7 @@ def run(cfg: Config, tmp_path) -> list:
     cfg_file = str(tmp_path / 'cfg.py')
     cfg.dump(cfg_file)
     show = str(tmp_path / 'show')
-    tool_test().main([cfg_file, ckpt, '--work-dir', cfg.work_dir, '--cfg-options',
-                      'default_hooks.visualization.draw=True',
-                      'default_hooks.visualization.interval=1', f'visualizer.save_dir={show}'])
+    tool_test().main([cfg_file, ckpt, '--work-dir', cfg.work_dir, '--show-dir', show])
     return sorted(glob.glob(osp.join(show, '**', '*.png'), recursive=True))
 
 

@@ -8,8 +8,10 @@ Detection configs (default_scope 'mmdet') write DIR/vis/<image> pictures with bo
 DIR/detections.json, a COCO results list ({image_id, category_id, bbox [x, y, w, h], score}
 plus file_name / category_name). With --ann-file, image and category ids come from that COCO
 file (so the JSON can be scored with pycocotools); otherwise images are numbered in input
-order and category_id is the model's label index. The task is chosen by the config's
-default_scope: add a runner to RUNNERS to support another library.
+order and category_id is the model's label index. Segmentation and depth configs
+(default_scope 'mmseg') write DIR/vis/<image> colour pictures and DIR/pred/<image>.png (uint8
+class ids, or uint16 depth in millimetres). The task is chosen by the config's default_scope:
+add a runner to RUNNERS to support another library.
 """
 import argparse
 import json
@@ -99,7 +101,16 @@ def infer_mmdet(args, files: List[str]) -> dict:
                 vis_dir=osp.join(args.out_dir, 'vis'))
 
 
-RUNNERS: Dict[str, Callable] = {'mmdet': infer_mmdet}
+def infer_mmseg(args, files: List[str]) -> dict:
+    """Segmentation / depth: palette pictures + PNG label maps or 16-bit depth in mm."""
+    import torch
+
+    from pe_dense.apis.seg_infer import infer_files
+    device = args.device or ('cuda' if torch.cuda.is_available() else 'cpu')
+    return infer_files(args.config, args.checkpoint, files, args.out_dir, device=device)
+
+
+RUNNERS: Dict[str, Callable] = {'mmdet': infer_mmdet, 'mmseg': infer_mmseg}
 
 
 def parse_args(argv=None):

@@ -97,8 +97,12 @@ def enable_visualization(cfg: Config, show_dir: str) -> None:
                            f'scope {scope!r} has no known visualisation hook')
         hook = hooks['visualization'] = ConfigDict(type=VIS_HOOKS[scope])
     hook.draw = True
-    hook.test_out_dir = osp.abspath(show_dir)  # both mmdet and mmseg read test_out_dir
     hook.interval = 1
+    if scope == 'mmseg':  # SegVisualizationHook has no test_out_dir: it draws into save_dir
+        cfg.setdefault('visualizer', ConfigDict(type='SegLocalVisualizer'))
+        cfg.visualizer.save_dir = osp.abspath(show_dir)
+    else:
+        hook.test_out_dir = osp.abspath(show_dir)
 
 
 def wrap_tta(cfg: Config) -> None:
