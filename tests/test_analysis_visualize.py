@@ -21,7 +21,7 @@ CHECKER = (-1.0) ** (np.arange(G)[:, None] + np.arange(G)[None])
 
 
 class ConstructedSource(FeatureSource):
-    """Tokens = 3*rows e0 + 2*cols e1 + checker e2 in 6 dims: PC1 = rows, PC2 = cols, PC3 = checker."""
+    """Tokens 3*rows e0 + 2*cols e1 + checker e2 (6 dims): PC1 rows, PC2 cols, PC3 checker."""
 
     name, num_layers, patch_size = 'constructed', 1, 8
 
@@ -53,7 +53,7 @@ def test_lch_mapping_is_exact_in_gamut():
     unit = (np.clip(proj, lo, hi) - lo) / (hi - lo)
     want_l = L_RANGE[0] + unit[:, 0] * (L_RANGE[1] - L_RANGE[0])
     want_c = C_RANGE[0] + unit[:, 1] * (C_RANGE[1] - C_RANGE[0])
-    # low-chroma, not too light colours are inside sRGB: the round trip gives the prescribed L, C and hue
+    # low-chroma, not too light colours are inside sRGB: the round trip gives back L, C, hue
     ok = (want_c < 25) & (want_l < 85)
     np.testing.assert_allclose(lch[ok, 0], want_l[ok], atol=0.5)
     np.testing.assert_allclose(lch[ok, 1], want_c[ok], atol=0.5)

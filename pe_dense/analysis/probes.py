@@ -193,7 +193,8 @@ def propagation_jf(videos, n_last: int = 7, topk: int = 5, radius: int = 12,
         if len(maps) != len(gt) or len(gt) < 3:
             raise ValueError(f'video {name}: {len(maps)} feature maps, {len(gt)} label maps '
                              '(need equal counts, >= 3 frames)')
-        feats = iter(F.normalize(torch.from_numpy(np.array(maps, np.float32)), dim=1).permute(0, 2, 3, 1))
+        unit = F.normalize(torch.from_numpy(np.array(maps, np.float32)), dim=1)
+        feats = iter(unit.permute(0, 2, 3, 1))  # (h, w, C) per frame, in frame order
         prop = LabelPropagator(lambda _frame: next(feats), n_last=n_last, topk=topk,
                                radius=radius, temperature=temperature)
         frames = [np.empty((*gt.shape[1:], 3), np.uint8)] * len(gt)  # sizes only
