@@ -164,8 +164,8 @@ def test_bad_config_raises():
 
 
 def test_official_checkpoint_layout_loads_without_missing_keys():
-    spec = dc.DetaSpec(embed_dim=W, depth=2, num_heads=2, mlp_dim=64, pos_grid=4, window_size=0,
-                       global_attn_indexes=(), img_size=64, hidden_dim=D, ffn_dim=64,
+    spec = dc.DetaSpec(embed_dim=W, depth=2, num_heads=2, mlp_dim=64, pos_grid=4, window_size=2,
+                       global_attn_indexes=(1, ), img_size=64, hidden_dim=D, ffn_dim=64,
                        num_heads_det=4, enc_layers=2, dec_layers=2, num_classes=3)
     sd = dc.convert_official_deta(dc.random_official_state_dict(spec), class_map=None,
                                   num_dec_layers=2)
