@@ -191,3 +191,20 @@ def test_layer_sweep_tool_and_bad_inputs(toy, tmp_path, capsys):
         build_task('pose', str(tmp_path))
     with pytest.raises(FileNotFoundError, match='no .jpg'):
         build_task('segmentation', str(tmp_path))
+
+
+def test_sweep_on_a_timm_vit(toy, tmp_path):
+    import timm
+
+    from pe_dense.analysis.feature_cache import TimmSource
+    torch.manual_seed(0)
+    vit = timm.create_model('vit_tiny_patch16_224', pretrained=False, depth=2, img_size=SIZE,
+                            dynamic_img_size=True)
+    source = TimmSource(vit, 'vit-tiny-2')
+    tasks = [build_task('classification', toy['classification'], size=SIZE),
+             build_task('tracking', toy['tracking'], size=SIZE)]
+    report = run_sweep(source, tasks, FeatureCache(str(tmp_path), progress=False), [0, -1],
+                       progress=False)
+    assert report['layers'] == [0, 1] and report['num_layers'] == 2
+    assert all(set(t['scores']) == {'0', '1'} for t in report['tasks'].values())
+    assert source.forward_calls > 0
