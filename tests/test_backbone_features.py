@@ -172,3 +172,15 @@ def test_forward_intermediates_taps_every_block():
     assert len(inter) == 4 and inter[0].shape == (1, 64, 4, 4) and final.shape == (1, 17, 64)
     assert len(model.forward_intermediates(torch.randn(1, 3, 64, 64), indices=2,
                                            intermediates_only=True)) == 2
+
+
+def test_cls_tokens_follow_the_maps():
+    model = PE(TINY, out_indices=(1, 3), out_cls_token=True, with_embedding=True).eval()
+    outs = model(torch.randn(2, 3, 64, 64))
+    assert [tuple(o.shape) for o in outs] == [(2, 64, 4, 4)] * 2 + [(2, 64)] * 2 + [(2, 32)]
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        tokens, _ = model.forward_tokens(x, [1])
+        assert torch.equal(model(x)[2], tokens[0][:, 0])
+    with pytest.raises(ValueError, match='needs a cls token'):
+        PE(dict(TINY, cls_token=False), out_cls_token=True)

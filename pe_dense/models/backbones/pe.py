@@ -138,7 +138,9 @@ class PE(BaseModule):
         img_size: pretraining size override; the pos-emb grid is ``img_size // patch_size``.
         patch_size: patch override; checkpoint kernels are resized bicubically on load.
         out_indices: blocks whose tokens are returned as NCHW maps (negatives allowed).
-        with_embedding: also return the pooled, projected image embedding.
+        out_cls_token: also return each tapped block's cls token (B, C), after the maps
+            (DINOv2-style linear probes concatenate it to the patch tokens).
+        with_embedding: also return the pooled, projected image embedding (last).
         final_norm: apply ``ln_post`` to the last block's output.
         pos_embed_mode: ``'resample'`` (official towers) or ``'tile'`` (official DETA).
         rope_mode: ``'pe'`` (official towers) or ``'eva'`` (official DETA).
@@ -154,6 +156,7 @@ class PE(BaseModule):
                  img_size: Optional[int] = None,
                  patch_size: Optional[int] = None,
                  out_indices: Sequence[int] = (-1,),
+                 out_cls_token: bool = False,
                  with_embedding: bool = False,
                  final_norm: bool = False,
                  pos_embed_mode: str = 'resample',
@@ -183,6 +186,10 @@ class PE(BaseModule):
                       logger='current', level=logging.INFO)
         self.num_prefix_tokens = int(self.has_cls and not window_size)
         self.out_indices = self._normalise_indices(out_indices)
+        if out_cls_token and not self.num_prefix_tokens:
+            raise ValueError(f'out_cls_token=True needs a cls token: arch {arch} has none'
+                             + (' (window attention drops it)' if self.has_cls else ''))
+        self.out_cls_token = out_cls_token
         self.with_embedding = with_embedding
         if with_embedding and s['pool'] != 'attn':
             raise ValueError(f'with_embedding=True needs an attention-pooled arch; {arch} has none')
@@ -353,6 +360,8 @@ class PE(BaseModule):
             if self.final_norm and i == last:
                 t = self.ln_post(t)
             outs.append(self.to_map(t, hw))
+        if self.out_cls_token:
+            outs += [t[:, 0] for t in tokens[:len(self.out_indices)]]
         if self.with_embedding:
             outs.append(self.pool(tokens[-1]))
         return tuple(outs)
