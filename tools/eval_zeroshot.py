@@ -20,6 +20,8 @@ except ImportError:  # running from a source checkout without `pip install -e .`
 from mmengine.config import Config
 from mmengine.runner import Runner
 
+from pe_dense.models.clip.checkpoint import CheckpointError
+
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__,
@@ -65,7 +67,10 @@ def main(argv=None) -> dict:
     args = parse_args(argv)
     runner = Runner.from_cfg(build_cfg(args))
     if args.checkpoint:
-        runner.model.load_checkpoint(args.checkpoint)
+        try:  # official whole-CLIP / exported weights
+            runner.model.load_checkpoint(args.checkpoint)
+        except CheckpointError:  # an MMEngine training checkpoint (message hub, optimizer...)
+            runner.load_checkpoint(args.checkpoint)
     metrics = runner.test()
     print(json.dumps(metrics, indent=2))
     return metrics
