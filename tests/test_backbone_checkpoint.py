@@ -125,3 +125,14 @@ def test_missing_and_unexpected_keys_are_logged(tmp_path):
 def test_vision_state_dict_rejects_tensorless_objects():
     with pytest.raises(CheckpointError, match='no tensors'):
         vision_state_dict({'epoch': 1})
+
+
+def test_extra_safe_globals_do_not_shrink_the_process_allowlist(tmp_path):
+    """Loading with extras must leave pe_dense's resume allowlist (HistoryBuffer...) in place."""
+    from mmengine.logging.history_buffer import HistoryBuffer
+
+    import pe_dense  # noqa: F401  installs the allowlist
+    torch.save({'w': torch.ones(1)}, tmp_path / 'w.pt')
+    load_checkpoint_file(str(tmp_path / 'w.pt'), extra_safe_globals=[HistoryBuffer, argparse.Namespace])
+    allowed = torch.serialization.get_safe_globals()
+    assert HistoryBuffer in allowed and argparse.Namespace not in allowed

@@ -33,7 +33,11 @@ def load_checkpoint_file(path: str, extra_safe_globals: Iterable = ()) -> dict:
         except (SafetensorError, OSError, ValueError) as err:
             raise CheckpointError(f'{path} is not a readable safetensors file: {err}') from err
     try:
-        with torch.serialization.safe_globals(list(extra_safe_globals)):
+        # Only the extras not yet allowed are added for this call, and only they are removed
+        # afterwards: the process-wide allowlist (pe_dense.engine.safe_checkpoint) stays intact.
+        allowed = set(map(_global_key, torch.serialization.get_safe_globals()))
+        extras = [g for g in extra_safe_globals if _global_key(g) not in allowed]
+        with torch.serialization.safe_globals(extras):
             obj = torch.load(path, map_location='cpu', weights_only=True)
     except pickle.UnpicklingError as err:
         raise CheckpointError(
@@ -45,6 +49,11 @@ def load_checkpoint_file(path: str, extra_safe_globals: Iterable = ()) -> dict:
     if not isinstance(obj, dict):
         raise CheckpointError(f'{path} holds a {type(obj).__name__}, not a state dict')
     return obj
+
+
+def _global_key(entry):
+    """Allowlist entries are objects or (object, 'pickled.name') pairs."""
+    return entry if not isinstance(entry, tuple) else entry[1]
 
 
 def _unwrap(obj: dict) -> StateDict:
