@@ -7,8 +7,6 @@ size changes. Two targets:
 - ``'pipeline'``: sets ``scale`` of the train pipeline's resize transforms; only with
   ``num_workers=0`` (worker processes hold their own copy of the pipeline).
 The size for iteration i is set before batch i is loaded (end of i-1, and at start/resume).
-
-Also registers timm's LAMB as ``'Lamb'`` in MMEngine's OPTIMIZERS (PE-Core's optimizer).
 """
 import logging
 from typing import Optional, Sequence, Tuple
@@ -16,11 +14,7 @@ from typing import Optional, Sequence, Tuple
 from mmengine.hooks import Hook
 from mmengine.logging import print_log
 from mmengine.model import is_model_wrapper
-from mmengine.registry import HOOKS, OPTIMIZERS
-from timm.optim import Lamb
-
-if 'Lamb' not in OPTIMIZERS.module_dict:
-    OPTIMIZERS.register_module(name='Lamb', module=Lamb)
+from mmengine.registry import HOOKS
 
 
 @HOOKS.register_module()

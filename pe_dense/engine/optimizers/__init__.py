@@ -1,2 +1,3 @@
 """Optimizer wrapper constructors."""
 from .layer_decay import LayerDecayOptimWrapperConstructor, layer_id  # noqa: F401
+from .lamb import Lamb  # noqa: F401,E402
