@@ -1,3 +1,4 @@
 """Training hooks."""
 from .progressive_resolution import ProgressiveResolutionHook  # noqa: F401,E402
 from .rng_state import RNGStateHook  # noqa: F401,E402
+from .nan_guard import NaNGuardHook, NonFiniteLossError  # noqa: F401,E402
