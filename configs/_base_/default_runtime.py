@@ -24,3 +24,6 @@ log_level = 'INFO'
 load_from = None
 resume = False
 randomness = dict(seed=42, deterministic=False)  # official DETA seed
+
+# Reliability: RNG states go into every checkpoint and come back on resume.
+custom_hooks = [dict(type='RNGStateHook')]

@@ -20,3 +20,4 @@ log_level = 'INFO'
 load_from = None
 resume = False
 randomness = dict(seed=0, deterministic=False)
+custom_hooks = custom_hooks + [dict(type='RNGStateHook')]  # reliability: RNG states in checkpoints

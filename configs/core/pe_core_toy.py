@@ -53,3 +53,4 @@ test_cfg = dict(type='TestLoop')
 default_hooks = dict(logger=dict(interval=25),
                      checkpoint=dict(interval=max_iters, max_keep_ckpts=1))
 randomness = dict(seed=0, deterministic=False)
+custom_hooks = custom_hooks + [dict(type='RNGStateHook')]  # reliability: RNG states in checkpoints
