@@ -10,12 +10,8 @@ the config's test_evaluator (ZeroShotAccuracy, ImageTextRetrieval) and are print
 import argparse
 import json
 import os.path as osp
-import sys
 
-try:
-    import pe_dense  # noqa: F401
-except ImportError:  # running from a source checkout without `pip install -e .`
-    sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+import pe_dense  # noqa: F401  registers the components (installed by `make`)
 
 from mmengine.config import Config
 from mmengine.runner import Runner

@@ -11,10 +11,7 @@ import argparse
 import os.path as osp
 import sys
 
-try:
-    import pe_dense  # noqa: F401
-except ImportError:  # running from a source checkout without `pip install -e .`
-    sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+import pe_dense  # noqa: F401  registers the components (installed by `make`)
 
 
 def parse_args(argv=None):
