@@ -9,7 +9,7 @@ model = dict(
         teacher_checkpoint='checkpoints/PE-Core-G14-448.pt',
         loss=dict(type='ClipDistillLoss', temperature=2.0, loss_weight=1.0),
         contrastive_weight=0.0))
-custom_hooks = [dict(type='ProgressiveResolutionHook', schedule=[(0, 224)])]
+custom_hooks = [dict(type='ProgressiveResolutionHook', schedule=[(0, 224)]), dict(type='RNGStateHook')]
 optim_wrapper = dict(optimizer=dict(weight_decay=0.0))
 param_scheduler = [
     dict(type='LinearLR', start_factor=1e-3, by_epoch=False, begin=0, end=1000),

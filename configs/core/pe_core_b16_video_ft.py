@@ -22,7 +22,7 @@ val_dataloader = dict(
 test_dataloader = val_dataloader
 val_evaluator = [dict(type='ImageTextRetrieval', ks=(1, 5, 10))]
 test_evaluator = val_evaluator
-custom_hooks = []  # finetuning runs at the final resolution
+custom_hooks = [dict(type='RNGStateHook')]  # finetuning runs at the final resolution
 optim_wrapper = dict(optimizer=dict(lr=2e-4))
 param_scheduler = [
     dict(type='LinearLR', start_factor=1e-2, by_epoch=False, begin=0, end=500),

@@ -8,3 +8,4 @@ from .sam_target_cache import SAMTargetCache, fill_cache, read_rgb  # noqa: F401
 from .transforms import align_transforms  # noqa: F401,E402
 from . import coco_checked  # noqa: F401,E402  CheckedCocoDataset, LoadImageOrSkip (mmdet)
 from . import seg_checks  # noqa: F401,E402  label / depth checks (mmseg)
+from . import robust_loading  # noqa: F401,E402  LoadImageRobust (mmengine TRANSFORMS)

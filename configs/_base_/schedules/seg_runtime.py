@@ -18,3 +18,4 @@ load_from = None
 resume = False
 randomness = dict(seed=0, deterministic=False)
 tta_model = dict(type='SegTTAModel')
+custom_hooks = [dict(type='RNGStateHook')]  # resumed runs continue with the same randomness
