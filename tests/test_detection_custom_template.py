@@ -67,6 +67,9 @@ def test_template_trains_two_iterations_on_toy_set(tmp_path):
     cfg.val_dataloader.update(num_workers=0, persistent_workers=False)
     cfg.train_cfg.max_epochs = 1
     cfg.work_dir = str(tmp_path / 'work')
+    # A unique name: MMEngine reuses a Visualizer instance of the same (timestamp) name, so a
+    # runner started in the same second as another test's would log into that test's dir.
+    cfg.visualizer.name = f'vis_{tmp_path.name}'
     _shrink(cfg, 128)
     runner = Runner.from_cfg(cfg)
     runner.train()

@@ -32,9 +32,12 @@ def test_setup_gives_ranges_not_pins_for_torch():
 
 
 def _make_n(*targets, **variables):
+    """What `make -n` would run. Clean of the outer make's variables: under `make test` the
+    nested make would otherwise print its `Entering/Leaving directory` lines."""
     extra = [f'{k}={v}' for k, v in variables.items()]
-    out = subprocess.run(['make', '-n', '-B', *targets, *extra], cwd=ROOT, capture_output=True,
-                         text=True, check=True)
+    env = {k: v for k, v in os.environ.items() if k not in ('MAKEFLAGS', 'MAKELEVEL', 'MFLAGS')}
+    out = subprocess.run(['make', '--no-print-directory', '-n', '-B', *targets, *extra],
+                         cwd=ROOT, capture_output=True, text=True, check=True, env=env)
     return out.stdout
 
 
