@@ -2,9 +2,8 @@
 # Both create .venv, install the tested stack (mmcv built from source when no wheel matches,
 # and cached in ~/.cache/pe_dense/wheels), then run the demo or the test suite.
 PYTHON ?= python3
-# Runs are reproducible only with a fixed hash seed: set iteration order changes the order in
-# which modules draw their random initial weights (seen: the toy DETA's random-init losses are
-# not finite for PYTHONHASHSEED=2). A seed given in the environment wins.
+# A fixed hash seed keeps set/dict-of-str iteration identical between runs, so logs and
+# generated files compare byte for byte. A seed given in the environment wins.
 export PYTHONHASHSEED ?= 0
 VENV := .venv
 PY := $(VENV)/bin/python

@@ -187,7 +187,19 @@ def test_toy_config_keeps_detas_assignment_and_losses():
     assert cfg.model.backbone.type == 'PE' and cfg.randomness.seed is not None
     torch.manual_seed(0)
     model = build_cfg(cfg.model)
+    model.init_weights()
     size = cfg.model.data_preprocessor.pad_size_divisor
     losses = model.loss(torch.randn(1, 3, size, size),
                         samples(shapes=((size, size), ), batch=(size, size)))
     assert all(torch.isfinite(v) for v in losses.values())
+
+
+def test_level_embed_is_initialised_at_construction():
+    """mmdet leaves level_embed as uninitialised memory until init_weights; DETA must not."""
+    for seed in range(4):
+        torch.manual_seed(seed)
+        junk = torch.full((64, 1024), float('nan'))  # leave NaNs in freed memory
+        del junk
+        model = build_cfg(tiny_cfg())
+        assert torch.isfinite(model.level_embed).all()
+        assert model.level_embed.std() > 0.5  # drawn from N(0, 1), as init_weights does

@@ -96,6 +96,9 @@ class DETA(DeformableDETR):
 
     def _init_layers(self) -> None:
         super()._init_layers()
+        # mmdet allocates level_embed uninitialised (torch.Tensor) and fills it only in
+        # init_weights; a model used before init_weights would read whatever memory held.
+        nn.init.normal_(self.level_embed)
         self.pix_trans_fc = nn.Linear(self.embed_dims, self.embed_dims)
         self.pix_trans_norm = nn.LayerNorm(self.embed_dims)
 
