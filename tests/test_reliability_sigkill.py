@@ -5,7 +5,11 @@ import subprocess
 import sys
 import time
 
+import pytest
 import torch
+
+from pe_dense.toy import make_toy
+from pe_dense.toy.images import make_images
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -35,31 +39,105 @@ def _weights(path):
     return torch.load(path, weights_only=True)['state_dict']
 
 
-def test_sigkill_mid_interval_then_resume_matches_uninterrupted(tmp_path):
-    cfg = _cfg(tmp_path)
+def _kill_and_resume(cfg, tmp_path, ready: str, next_ckpt: str, final: str, wait_s: float,
+                     budget_s: float = 300):
+    """Run ``cfg`` uninterrupted and, beside it, a run SIGKILLed ``wait_s`` after ``ready``
+    appears (before ``next_ckpt``), then resumed; return both runs' ``final`` weights."""
     full, killed = tmp_path / 'full', tmp_path / 'killed'
-    out = subprocess.run(_cmd(cfg, full), cwd=ROOT, env=_env(), capture_output=True, text=True,
-                         timeout=180)
-    assert out.returncode == 0, out.stderr[-3000:]
+    logs = {name: open(tmp_path / f'{name}.log', 'w') for name in ('full', 'killed', 'resumed')}
+    whole = subprocess.Popen(_cmd(cfg, full), cwd=ROOT, env=_env(), stdout=logs['full'],
+                             stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(_cmd(cfg, killed), cwd=ROOT, env=_env(), stdout=logs['killed'],
+                            stderr=subprocess.STDOUT)
+    try:
+        deadline = time.time() + budget_s
+        while not (killed / ready).exists():
+            assert proc.poll() is None, f'run ended before {ready}: {_tail(tmp_path / "killed.log")}'
+            assert time.time() < deadline, f'no {ready} after {budget_s} s'
+            time.sleep(0.05)
+        time.sleep(wait_s)
+        assert not (killed / next_ckpt).exists(), 'killed too late: the next checkpoint exists'
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+        assert proc.returncode == -signal.SIGKILL
+        assert not (killed / final).exists()
 
-    proc = subprocess.Popen(_cmd(cfg, killed), cwd=ROOT, env=_env(),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 120
-    while not (killed / 'iter_4.pth').exists():
-        assert proc.poll() is None and time.time() < deadline, 'run ended before iter_4.pth'
-        time.sleep(0.05)
-    time.sleep(0.6)  # inside iterations 5..8 (0.4 s each)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait(timeout=30)
-    assert proc.returncode == -signal.SIGKILL
-    assert not (killed / 'iter_8.pth').exists(), 'killed too late: the run had finished'
+        resumed = subprocess.run(_cmd(cfg, killed, '--resume'), cwd=ROOT, env=_env(),
+                                 stdout=logs['resumed'], stderr=subprocess.STDOUT,
+                                 timeout=budget_s)
+        assert resumed.returncode == 0, _tail(tmp_path / 'resumed.log')
+        assert whole.wait(timeout=budget_s) == 0, _tail(tmp_path / 'full.log')
+    finally:
+        for p in (whole, proc):
+            if p.poll() is None:
+                p.kill()
+        for f in logs.values():
+            f.close()
+    return _weights(full / final), _weights(killed / final)
 
-    out = subprocess.run(_cmd(cfg, killed, '--resume'), cwd=ROOT, env=_env(),
-                         capture_output=True, text=True, timeout=180)
-    assert out.returncode == 0, out.stderr[-3000:]
-    a, b = _weights(full / 'iter_8.pth'), _weights(killed / 'iter_8.pth')
+
+def _tail(path, n=3000):
+    return open(path).read()[-n:]
+
+
+def _assert_same(a, b):
+    assert a.keys() == b.keys()
     for k in a:
         assert torch.allclose(a[k], b[k], atol=1e-6), k
+
+
+def test_sigkill_mid_interval_then_resume_matches_uninterrupted(tmp_path):
+    a, b = _kill_and_resume(_cfg(tmp_path), tmp_path, 'iter_4.pth', 'iter_8.pth', 'iter_8.pth',
+                            wait_s=0.6)  # inside iterations 5..8 (0.4 s each)
+    _assert_same(a, b)
+
+
+@pytest.mark.slow
+def test_toy_deta_sigkill_after_an_epoch_checkpoint_resumes_to_the_same_weights(tmp_path):
+    """Toy DETA (random flips drawn from numpy's global RNG): killed inside epoch 2 of 3."""
+    data = tmp_path / 'toy_coco'
+    make_toy('coco', str(data), num_train=16, num_val=4, progress_bar=False)
+    cfg = tmp_path / 'deta_kill.py'
+    cfg.write_text(
+        f"_base_ = [{os.path.join(ROOT, 'configs', 'demo', 'pe_deta_toy.py')!r}]\n"
+        "custom_imports = dict(imports=['pe_dense', 'pe_dense.datasets.coco_checked', "
+        "'tests.fuzz.slow_hook'], allow_failed_imports=False)\n"
+        f"train_dataloader = dict(batch_size=4, dataset=dict(data_root={str(data) + '/'!r}))\n"
+        "train_cfg = dict(max_epochs=3, val_interval=100)\n"
+        "val_dataloader = None\nval_cfg = None\nval_evaluator = None\n"
+        "test_dataloader = None\ntest_cfg = None\ntest_evaluator = None\n"
+        "default_hooks = dict(checkpoint=dict(interval=1, max_keep_ckpts=-1))\n"
+        "custom_hooks = [dict(type='RNGStateHook'), dict(type='SleepAfterIterHook', "
+        "seconds=0.5)]\n")
+    a, b = _kill_and_resume(str(cfg), tmp_path, 'epoch_1.pth', 'epoch_2.pth', 'epoch_3.pth',
+                            wait_s=1.0)  # 4 iterations an epoch, each >= 0.5 s
+    _assert_same(a, b)
+
+
+@pytest.mark.slow
+def test_alignment_sigkill_mid_interval_resumes_to_the_same_weights(tmp_path):
+    """Toy spatial alignment (SAM 2.1-T targets computed online, 75% random token masks,
+    drop path, random flips; infinite sampler): killed between iteration checkpoints."""
+    data = tmp_path / 'toy_images'
+    make_images(str(data), num_train=8, num_val=2, size=128, progress_bar=False)
+    cfg = tmp_path / 'align_kill.py'
+    cfg.write_text(
+        f"_base_ = [{os.path.join(ROOT, 'configs', 'align', 'toy_align_tiny.py')!r}]\n"
+        "custom_imports = dict(imports=['pe_dense', 'tests.fuzz.slow_hook'], "
+        "allow_failed_imports=False)\n"
+        "model = dict(sam_teacher=dict(image_size=128))\n"
+        "train_pipeline = [dict(type='LoadAlignImage'), dict(type='AlignResize', size=128), "
+        "dict(type='AlignRandomFlip', prob=0.5), dict(type='PackAlignInputs')]\n"
+        f"train_dataloader = dict(batch_size=2, dataset=dict(data_root={str(data)!r}, "
+        "pipeline=train_pipeline))\n"
+        "train_cfg = dict(max_iters=12)\n"
+        "default_hooks = dict(checkpoint=dict(interval=4, max_keep_ckpts=-1), "
+        "logger=dict(interval=2))\n"
+        "custom_hooks = [dict(type='ExportStudentHook'), dict(type='RNGStateHook'), dict(type='SleepAfterIterHook', "
+        "seconds=0.5)]\n")
+    a, b = _kill_and_resume(str(cfg), tmp_path, 'iter_4.pth', 'iter_8.pth', 'iter_12.pth',
+                            wait_s=1.0)
+    _assert_same(a, b)
 
 
 def test_same_seed_same_weights(tmp_path):

@@ -53,13 +53,18 @@ class LoadSAMTargets(BaseTransform):
 
 @TRANSFORMS.register_module()
 class AlignRandomFlip(BaseTransform):
-    """Horizontal flip of the image and, consistently, of its SAM target map."""
+    """Horizontal flip of the image and, consistently, of its SAM target map.
+
+    Without ``seed`` the coin comes from NumPy's global RNG, like mmcv's RandomFlip: the
+    runner's ``randomness.seed`` then fixes it and RNGStateHook carries it across a resume.
+    A ``seed`` gives the transform its own stream (reproducible alone, not saved on resume).
+    """
 
     def __init__(self, prob: float = 0.5, seed: Optional[int] = None):
         if not 0 <= prob <= 1:
             raise ValueError(f'AlignRandomFlip: prob must be in [0, 1], got {prob}')
         self.prob = prob
-        self.rng = np.random.default_rng(seed)
+        self.rng = np.random if seed is None else np.random.default_rng(seed)
 
     def transform(self, results: dict) -> dict:
         flip = bool(self.rng.random() < self.prob)

@@ -3,8 +3,8 @@
 MMEngine restores weights, optimizer, schedulers, the iteration and (by fast-forwarding the
 sampler) the data position, but not the RNG states: dropout, drop path and random masking
 then diverge after a resume. The states go into the checkpoint as plain tensors, arrays and
-ints (loadable with weights_only=True) and are put back just before the first resumed step,
-after the data loader has drawn its own seed.
+ints (loadable with weights_only=True) and are put back before the first resumed batch is
+drawn (see :class:`RNGStateHook`).
 """
 import random
 
@@ -12,6 +12,7 @@ import numpy as np
 import torch
 from mmengine.hooks import Hook
 from mmengine.registry import HOOKS
+from mmengine.runner import IterBasedTrainLoop
 
 
 def capture_rng_state() -> dict:
@@ -34,9 +35,36 @@ def _as_tuple(x):
     return tuple(_as_tuple(v) for v in x) if isinstance(x, (list, tuple)) else x
 
 
+class _SkipFirst:
+    """Iterator that answers the loop's own fast-forward calls without drawing data again."""
+
+    def __init__(self, iterator, count: int):
+        self._iterator, self._count = iterator, count
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        if self._count > 0:
+            self._count -= 1
+            return None
+        return next(self._iterator)
+
+    def __getattr__(self, name):
+        return getattr(self._iterator, name)
+
+
 @HOOKS.register_module()
 class RNGStateHook(Hook):
-    """Put ``rng_state`` in every checkpoint; restore it at the first step after a resume."""
+    """Put ``rng_state`` in every checkpoint; restore it just before the first resumed batch.
+
+    MMEngine's loops fetch a batch before ``before_train_iter``, so with ``num_workers=0`` the
+    random transforms of that batch would see the wrong state. The state therefore comes back
+    in ``before_train_epoch``: for epoch loops the epoch's data iterator does not exist yet;
+    for iteration loops the hook first advances the data iterator past the trained batches
+    (what MMEngine would do next, with whatever RNG draws that costs), restores the state, and
+    hands the loop an iterator whose skip calls are free.
+    """
     priority = 'VERY_LOW'
 
     def __init__(self):
@@ -48,7 +76,21 @@ class RNGStateHook(Hook):
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
         self._pending = checkpoint.get('rng_state')
 
+    def before_train_epoch(self, runner) -> None:
+        if self._pending is None:
+            return
+        loop = runner.train_loop
+        done = getattr(loop, '_iter', 0)
+        if isinstance(loop, IterBasedTrainLoop) and done > 0:
+            for _ in range(done):
+                next(loop.dataloader_iterator)
+            loop.dataloader_iterator = _SkipFirst(loop.dataloader_iterator, done)
+        self._restore()
+
     def before_train_iter(self, runner, batch_idx: int, data_batch=None) -> None:
+        self._restore()  # loops that skip before_train_epoch
+
+    def _restore(self) -> None:
         if self._pending is not None:
             restore_rng_state(self._pending)
             self._pending = None
