@@ -14,6 +14,7 @@ from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
 from .atomic_io import find_resumable_checkpoint
+from .cpu_distributed import start_cpu_distributed
 
 VIS_HOOKS = {'mmdet': 'DetVisualizationHook', 'mmseg': 'SegVisualizationHook'}
 
@@ -47,6 +48,7 @@ def load_config(path: str, args) -> Config:
 
 def build_runner(cfg: Config) -> Runner:
     """The library's registered runner when the config names one, else MMEngine's."""
+    start_cpu_distributed(cfg)
     if 'runner_type' in cfg:
         return RUNNERS.build(cfg)
     return Runner.from_cfg(cfg)
