@@ -107,5 +107,41 @@ def test_tta_config_runs_with_the_toy_deta(tmp_path):
     cfg.test_dataloader.batch_size = 1
     runner = Runner.from_cfg(cfg)
     assert type(runner.model).__name__ == 'DETATTAModel'
+    view_cfg = runner.model.module.bbox_head.test_cfg
+    assert view_cfg['soft_nms']['method'] == 'quad' and view_cfg['max_per_img'] is None
+    assert view_cfg['pre_nms_topk'] == 2000
     metrics = runner.test()
     assert 'coco/bbox_mAP' in metrics
+
+
+def test_head_soft_nms_per_view_keeps_every_survivor_of_the_top_scores():
+    """The official TTA's per-view post-processing: top-k scores, quad soft-NMS, no cap."""
+    from mmdet.registry import MODELS
+    from mmdet.structures.bbox import bbox_cxcywh_to_xyxy
+    from mmdet.utils import register_all_modules
+
+    import pe_dense  # noqa: F401
+    register_all_modules(init_default_scope=False)
+    soft = dict(method='quad', iou_threshold=0.7, quad_scale=0.5, min_score=1e-3)
+    head = MODELS.build(dict(type='DETAHead', num_classes=3, embed_dims=16,
+                             loss_cls=dict(type='FocalLoss', use_sigmoid=True),
+                             test_cfg=dict(pre_nms_topk=50, max_per_img=None, soft_nms=soft)))
+    torch.manual_seed(0)
+    q = 120
+    logits = torch.randn(q, 3) * 3
+    centre = torch.rand(q, 2) * 0.5 + 0.25
+    boxes = torch.cat([centre, torch.full((q, 2), 0.2)], 1)  # many overlaps
+    meta = dict(img_shape=(100, 200), scale_factor=(2.0, 2.0))
+    out = head._predict_by_feat_single(logits, boxes, meta, rescale=True)
+
+    scores, idx = logits.sigmoid().flatten().topk(50)
+    xyxy = bbox_cxcywh_to_xyxy(boxes[idx // 3]) * torch.tensor([200., 100., 200., 100.]) / 2
+    keep, rescored = soft_nms(xyxy, scores, idx % 3, **soft)
+    assert len(out.scores) == len(keep) > 0
+    torch.testing.assert_close(out.scores, rescored)
+    torch.testing.assert_close(out.bboxes, xyxy[keep])
+    assert (out.labels == (idx % 3)[keep]).all()
+    assert (out.scores[1:] <= out.scores[:-1]).all()
+
+    head.test_cfg.update(soft_nms=None, max_per_img=10)  # plain testing: hard NMS, first 10
+    assert len(head._predict_by_feat_single(logits, boxes, meta).scores) == 10

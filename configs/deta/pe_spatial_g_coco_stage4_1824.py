@@ -55,6 +55,10 @@ tta_scales = [1792, 1728, 1536, 1344]
 tta_model = dict(
     type='DETATTAModel',
     scale_ranges=[(0, 10000), (0, 10000), (64, 10000), (64, 10000)],
+    # per view, as the official engine_tta: top 2000 scores, quad soft-NMS, every survivor kept
+    view_test_cfg=dict(pre_nms_topk=2000, max_per_img=None,
+                       soft_nms=dict(method='quad', iou_threshold=0.7, quad_scale=0.5,
+                                     min_score=1e-3)),
     tta_cfg=dict(
         nms=dict(type='soft_nms', method='quad', iou_threshold=0.7, quad_scale=0.5,
                  min_score=1e-3),

@@ -11,7 +11,8 @@ Training (as the official DETA_pe criterion):
   GIoU on positives; all normalised by the number of ground-truth boxes (not positives).
 
 Test: sigmoid scores flattened query-major, top ``pre_nms_topk``, boxes to xyxy in the
-original image (not clipped), per-class NMS at ``nms_iou``, first ``max_per_img``.
+original image (not clipped), per-class NMS at ``nms_iou``, first ``max_per_img``; with
+``soft_nms`` set (the official TTA's per-view setting) class-aware soft-NMS rescoring instead.
 """
 from typing import Dict, List, Optional, Tuple
 
@@ -25,6 +26,8 @@ from mmdet.utils import InstanceList, reduce_mean
 from mmengine.structures import InstanceData
 from torch import Tensor
 
+from ..task_modules.soft_nms import soft_nms
+
 Assignment = Tuple[Tensor, Tensor]  # (query indices, GT indices) of the positives
 
 
@@ -34,7 +37,9 @@ class DETAHead(DeformableDETRHead):
 
     ``train_cfg``: ``assigner`` (stage 2, e.g. ``DETAStage2Assigner``) and
     ``enc_assigner`` (stage 1, ``DETAStage1Assigner``). ``test_cfg``: ``max_per_img``
-    (100), ``pre_nms_topk`` (10000), ``nms_iou`` (0.7; None disables NMS).
+    (100; None keeps all), ``pre_nms_topk`` (10000), ``nms_iou`` (0.7; None disables NMS),
+    ``soft_nms`` (None, or ``dict(method='quad', iou_threshold=0.7, quad_scale=0.5,
+    min_score=1e-3)``: rescoring soft-NMS replaces the hard NMS).
     """
 
     def __init__(self, *args, train_cfg: Optional[dict] = None,
@@ -133,8 +138,13 @@ class DETAHead(DeformableDETRHead):
         if rescale:
             boxes = boxes / boxes.new_tensor(img_meta['scale_factor']).repeat(2)
         nms_iou = self.test_cfg.get('nms_iou', 0.7)
-        if nms_iou is not None and boxes.numel():
+        soft = self.test_cfg.get('soft_nms')
+        if soft:
+            keep, scores = soft_nms(boxes, scores, labels, **soft)
+            boxes, labels = boxes[keep], labels[keep]
+        elif nms_iou is not None and boxes.numel():
             _, keep = batched_nms(boxes, scores, labels, dict(type='nms', iou_threshold=nms_iou))
             boxes, scores, labels = boxes[keep], scores[keep], labels[keep]
         n = self.test_cfg.get('max_per_img', 100)
+        n = len(scores) if n is None else n
         return InstanceData(bboxes=boxes[:n], scores=scores[:n], labels=labels[:n])

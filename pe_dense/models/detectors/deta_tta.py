@@ -4,55 +4,19 @@ Each view (scale x flip) is predicted, boxes are mapped back to the original ima
 at the smaller scales keep only boxes above a minimum size (small objects are better seen
 at full resolution), and all views are merged with class-aware soft-NMS. The official merge
 uses a "quad" decay, ``score *= (1 - IoU) ** quad_scale`` for IoU above the threshold, which
-mmcv's soft-NMS (linear / gaussian / naive) lacks, hence this module.
+mmcv's soft-NMS (linear / gaussian / naive) lacks (see ``task_modules/soft_nms.py``). Each
+view itself is post-processed with that soft-NMS on its top 2000 scores (``view_test_cfg``).
 """
-from typing import List, Optional, Sequence, Tuple
+from typing import List, Optional, Sequence
 
 import torch
 from mmdet.models.test_time_augs import DetTTAModel
 from mmdet.registry import MODELS
 from mmdet.structures import DetDataSample
-from mmdet.structures.bbox import bbox_overlaps
 from mmengine.structures import InstanceData
 from torch import Tensor
 
-
-def soft_nms(boxes: Tensor, scores: Tensor, labels: Tensor, iou_threshold: float = 0.7,
-             method: str = 'quad', quad_scale: float = 0.5, sigma: float = 0.5,
-             min_score: float = 1e-3) -> Tuple[Tensor, Tensor]:
-    """Class-aware soft-NMS; returns kept indices (by decreasing rescored score) and scores.
-
-    ``method``: 'quad' ((1-IoU)^quad_scale above the threshold), 'linear' (1-IoU above the
-    threshold), 'gaussian' (exp(-IoU^2/sigma)) or 'hard' (plain NMS).
-    """
-    if method not in ('quad', 'linear', 'gaussian', 'hard'):
-        raise ValueError(f"soft_nms method must be quad/linear/gaussian/hard, got {method!r}")
-    if boxes.numel() == 0:
-        return boxes.new_zeros(0, dtype=torch.long), scores.new_zeros(0)
-    offset = labels.to(boxes) * (boxes.max() + 1)  # boxes of different classes never overlap
-    boxes = boxes + offset[:, None]
-    scores = scores.clone()
-    idx = torch.arange(len(scores), device=scores.device)
-    keep, kept_scores = [], []
-    while scores.numel():
-        top = int(torch.argmax(scores))
-        keep.append(idx[top])
-        kept_scores.append(scores[top])
-        iou = bbox_overlaps(boxes[top:top + 1], boxes)[0]
-        over = iou > iou_threshold
-        if method == 'quad':
-            decay = torch.where(over, (1 - iou).clamp(min=0) ** quad_scale, torch.ones_like(iou))
-        elif method == 'linear':
-            decay = torch.where(over, 1 - iou, torch.ones_like(iou))
-        elif method == 'gaussian':
-            decay = torch.exp(-iou ** 2 / sigma)
-        else:
-            decay = (~over).to(iou)
-        scores = scores * decay
-        alive = scores > min_score
-        alive[top] = False
-        boxes, scores, idx = boxes[alive], scores[alive], idx[alive]
-    return torch.stack(keep), torch.stack(kept_scores)
+from ..task_modules.soft_nms import soft_nms  # noqa: F401  (re-exported)
 
 
 @MODELS.register_module()
@@ -62,6 +26,10 @@ class DETATTAModel(DetTTAModel):
     Args:
         tta_cfg: ``nms=dict(type='soft_nms', method='quad', iou_threshold=0.7,
             quad_scale=0.5, min_score=1e-3)``, ``max_per_img``.
+        view_test_cfg: merged into the wrapped detector's ``bbox_head.test_cfg`` for every
+            view; the official TTA post-processes each view with soft-NMS on its top 2000
+            scores and keeps every survivor (``pre_nms_topk=2000, soft_nms=dict(...),
+            max_per_img=None``), where plain testing uses hard NMS and the first 100.
         scale_ranges: (min, max) box side (sqrt of area, original-image pixels) kept from the
             views of each test scale, in the order of the TestTimeAug scales; views are
             assumed ordered scale-major with ``num_flips`` flips per scale (TestTimeAug's
@@ -69,8 +37,14 @@ class DETATTAModel(DetTTAModel):
     """
 
     def __init__(self, tta_cfg=None, scale_ranges: Optional[Sequence[Sequence[float]]] = None,
-                 num_flips: int = 2, **kwargs):
+                 num_flips: int = 2, view_test_cfg: Optional[dict] = None, **kwargs):
         super().__init__(tta_cfg=tta_cfg, **kwargs)
+        if view_test_cfg:
+            head = getattr(self.module, 'bbox_head', None)
+            if head is None or getattr(head, 'test_cfg', None) is None:
+                raise TypeError('DETATTAModel: view_test_cfg needs a module with '
+                                f'bbox_head.test_cfg, got {type(self.module).__name__}')
+            head.test_cfg.update(view_test_cfg)
         self.scale_ranges = [tuple(r) for r in scale_ranges] if scale_ranges else None
         self.num_flips = num_flips
 
