@@ -1,15 +1,34 @@
-"""Test isolation: MMEngine's DefaultScope is process-global. A test that builds a Runner (or
-calls init_default_scope) leaves its scope current, and registry look-ups in later tests then
-resolve in that library (mmdet's CrossEntropyLoss instead of mmseg's, say). Every test starts
-with no current scope, as a fresh process would, and leaves none behind."""
+"""Test isolation for MMEngine's process-global singletons (``ManagerMixin`` instances).
+
+* DefaultScope: a test that builds a Runner (or calls init_default_scope) leaves its scope
+  current, and registry look-ups in later tests then resolve in that library (mmdet's
+  CrossEntropyLoss instead of mmseg's, say).
+* Visualizer / logger / message hub instances are keyed by the run's timestamp: two Runners
+  built in the same second share one Visualizer, and the second run's events land in the first
+  run's work_dir.
+Every test starts with none of them, as a fresh process would, and leaves none behind.
+"""
 import pytest
 from mmengine.registry import DefaultScope
+from mmengine.utils import ManagerMixin
+
+
+def _managed_classes(cls=ManagerMixin):
+    for sub in cls.__subclasses__():
+        yield sub
+        yield from _managed_classes(sub)
+
+
+def _clear_instances():
+    for cls in _managed_classes():
+        if '_instance_dict' in vars(cls):
+            cls._instance_dict.clear()
 
 
 @pytest.fixture(autouse=True)
-def _fresh_default_scope():
+def _fresh_mmengine_singletons():
     saved = dict(DefaultScope._instance_dict)
-    DefaultScope._instance_dict.clear()
+    _clear_instances()
     yield
-    DefaultScope._instance_dict.clear()
+    _clear_instances()
     DefaultScope._instance_dict.update(saved)

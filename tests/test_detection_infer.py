@@ -82,3 +82,23 @@ def test_bad_inputs_are_named(toy, tmp_path):
     cfg.write_text("default_scope = 'mmpretrain'\n")
     with pytest.raises(ValueError, match="default_scope 'mmpretrain'"):
         tool.main([str(cfg), 'none', str(toy / 'val2017'), '--out-dir', str(tmp_path)])
+
+
+def test_broken_picture_is_skipped_by_name_and_the_rest_detected(toy, tmp_path):
+    """A config whose test pipeline loads with LoadImageRobust still runs under DetInferencer;
+    a truncated JPEG among the inputs is skipped and reported, not detected on grey fill."""
+    good = sorted((toy / 'val2017').glob('*.jpg'))[0]
+    data = good.read_bytes()
+    broken = tmp_path / 'in' / 'truncated.jpg'
+    broken.parent.mkdir()
+    broken.write_bytes(data[:len(data) // 2])
+    (tmp_path / 'in' / good.name).write_bytes(data)
+    tool = _tool()
+    cfg = tool.inferencer_config(TOY_CFG)
+    assert [s['type'] for s in cfg.test_dataloader.dataset.pipeline][0] == 'LoadImageFromFile'
+    summary = tool.main([TOY_CFG, 'none', str(tmp_path / 'in'), '--out-dir', str(tmp_path / 'o'),
+                         '--score-thr', '0', '--device', 'cpu'])
+    assert summary['skipped'] == [str(broken)] and summary['images'] == 1
+    assert sorted(p.name for p in (tmp_path / 'o' / 'vis').iterdir()) == [good.name]
+    with pytest.raises(ValueError, match='none of the 1 input images'):
+        tool.main([TOY_CFG, 'none', str(broken), '--out-dir', str(tmp_path / 'o2')])

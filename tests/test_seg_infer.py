@@ -50,7 +50,7 @@ def images(tmp_path):
 def test_pipeline_drops_annotation_steps():
     cfg = Config.fromfile(osp.join(ROOT, 'nyu', 'pe_spatial_g14_linear4_nyu.py'))
     assert [t['type'] for t in inference_pipeline(cfg.test_pipeline)] == \
-        ['LoadImageFromFile', 'PackSegInputs']
+        ['LoadImageRobust', 'PackSegInputs']
 
 
 def test_segmentation_files(tmp_path, images):

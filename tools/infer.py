@@ -17,7 +17,7 @@ import argparse
 import json
 import os
 import os.path as osp
-from typing import Callable, Dict, List
+from typing import Callable, Dict, List, Tuple
 
 IMG_EXTS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp')
 
@@ -60,10 +60,44 @@ def _coco_ids(ann_file: str, classes: tuple):
     return images, [by_name[c] for c in classes]
 
 
+def readable_images(files: List[str]) -> Tuple[List[str], List[str]]:
+    """Split ``files`` into decodable images and skipped ones (each logged with its reason)."""
+    from mmengine.logging import print_log
+
+    from pe_dense.datasets.robust_loading import ImageLoadError, read_image
+    good, bad = [], []
+    for path in files:
+        try:
+            read_image(path)
+        except ImageLoadError as e:
+            bad.append(path)
+            print_log(f'skipping {e} ({len(bad)} skipped)', logger='current', level=30)
+        else:
+            good.append(path)
+    if not good:
+        raise ValueError(f'none of the {len(files)} input images could be decoded')
+    return good, bad
+
+
+def inferencer_config(path: str):
+    """The config with its robust loader renamed: DetInferencer swaps the step called
+    LoadImageFromFile for its own loader (paths and arrays) and refuses a pipeline without it;
+    the files were already checked by :func:`readable_images`."""
+    from mmengine.config import Config
+    cfg = Config.fromfile(path)
+    pipeline = cfg.test_dataloader.dataset.pipeline
+    for step in pipeline:
+        if step.get('type') in ('LoadImageRobust', 'LoadImageOrSkip'):
+            step.clear()
+            step.update(type='LoadImageFromFile')
+    return cfg
+
+
 def infer_mmdet(args, files: List[str]) -> dict:
     from mmdet.apis import DetInferencer
-    inferencer = DetInferencer(model=args.config, weights=args.checkpoint, device=args.device,
-                               show_progress=False)
+    files, skipped = readable_images(files)
+    inferencer = DetInferencer(model=inferencer_config(args.config), weights=args.checkpoint,
+                               device=args.device, show_progress=False)
     if args.checkpoint is None:  # untrained: the config's own initialisation (init_cfg)
         inferencer.model.init_weights()
     classes = _config_classes(inferencer.cfg)
@@ -97,7 +131,7 @@ def infer_mmdet(args, files: List[str]) -> dict:
     path = osp.join(args.out_dir, 'detections.json')
     with open(path, 'w') as f:
         json.dump(dets, f)
-    return dict(images=len(files), detections=len(dets), json=path,
+    return dict(images=len(files), skipped=skipped, detections=len(dets), json=path,
                 vis_dir=osp.join(args.out_dir, 'vis'))
 
 

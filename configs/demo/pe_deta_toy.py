@@ -6,7 +6,7 @@
 # two-stage + box refinement, level-balanced NMS query selection, pix_trans, one-to-many
 # IoU assignment in both stages, focal 1 / L1 5 / GIoU 2, NMS at test.
 _base_ = ['../_base_/models/deta_pe.py', '../_base_/default_runtime.py']
-custom_imports = dict(imports=['pe_dense'], allow_failed_imports=False)
+custom_imports = dict(imports=['pe_dense', 'pe_dense.datasets.coco_checked'], allow_failed_imports=False)
 
 data_root = 'data/toy_coco/'
 classes = ('circle', 'square', 'triangle')
@@ -54,14 +54,14 @@ model = dict(
 
 backend_args = None
 train_pipeline = [
-    dict(type='LoadImageFromFile', backend_args=backend_args),
+    dict(type='LoadImageOrSkip', backend_args=backend_args),
     dict(type='LoadAnnotations', with_bbox=True),
     dict(type='Resize', scale=(image_size, image_size), keep_ratio=True),
     dict(type='RandomFlip', prob=0.5),
     dict(type='PackDetInputs'),
 ]
 test_pipeline = [
-    dict(type='LoadImageFromFile', backend_args=backend_args),
+    dict(type='LoadImageRobust', on_error='raise', backend_args=backend_args),
     dict(type='Resize', scale=(image_size, image_size), keep_ratio=True),
     dict(type='LoadAnnotations', with_bbox=True),
     dict(type='PackDetInputs',

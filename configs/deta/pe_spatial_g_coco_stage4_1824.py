@@ -30,7 +30,7 @@ train_pipeline = [
 ]
 # REFERENCE section 6: short edge 1792, long edge capped at 1792, zero-padded to 1824.
 test_pipeline = [
-    dict(type='LoadImageFromFile', backend_args=backend_args),
+    dict(type='LoadImageRobust', on_error='raise', backend_args=backend_args),
     dict(type='Resize', scale=(image_size - 32, image_size - 32), keep_ratio=True),
     dict(type='LoadAnnotations', with_bbox=True),
     dict(type='PackDetInputs',
@@ -64,7 +64,7 @@ tta_model = dict(
                  min_score=1e-3),
         max_per_img=100))
 tta_pipeline = [
-    dict(type='LoadImageFromFile', backend_args=backend_args),
+    dict(type='LoadImageRobust', on_error='raise', backend_args=backend_args),
     dict(
         type='TestTimeAug',
         transforms=[

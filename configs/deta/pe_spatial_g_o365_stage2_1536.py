@@ -24,7 +24,7 @@ train_pipeline = [
     dict(type='PackDetInputs'),
 ]
 test_pipeline = [
-    dict(type='LoadImageFromFile', backend_args=backend_args),
+    dict(type='LoadImageRobust', on_error='raise', backend_args=backend_args),
     dict(type='Resize', scale=(image_size - 32, image_size - 32), keep_ratio=True),
     dict(type='LoadAnnotations', with_bbox=True),
     dict(type='PackDetInputs',

@@ -15,8 +15,11 @@ from typing import List, Optional
 from mmcv.transforms import LoadImageFromFile
 from mmdet.datasets import CocoDataset
 from mmdet.registry import DATASETS, TRANSFORMS
+from mmengine import fileio
 from mmengine.fileio import get_local_path
 from mmengine.logging import print_log
+
+from .robust_loading import ImageLoadError, check_record_size, read_image
 
 REQUIRED_FIELDS = {
     'images': ('id', 'file_name', 'width', 'height'),
@@ -151,20 +154,44 @@ class CheckedCocoDataset(CocoDataset):
 
 @TRANSFORMS.register_module()
 class LoadImageOrSkip(LoadImageFromFile):
-    """``LoadImageFromFile`` that logs and skips (returns None) an undecodable image.
+    """``LoadImageFromFile`` that logs and skips (returns None) an image it cannot trust.
 
-    MMEngine's dataset then draws another sample during training; at test time it
-    raises, as a test set with a broken image should not be scored silently.
+    Colour images are decoded with :func:`read_image` (PIL: truncation is an error, where
+    OpenCV returns a grey-filled picture; EXIF orientation, 16-bit and alpha are converted;
+    decompression bombs refused) and checked against the record's ``height``/``width``, so
+    a picture whose orientation disagrees with its boxes is skipped, not trained on.
+    MMEngine's dataset then draws another sample during training; at test time it raises,
+    as a test set with a broken image should not be scored silently.
     """
+
+    skipped = 0
+
+    def _load(self, results: dict) -> Optional[dict]:
+        if self.color_type != 'color' or self.file_client_args is not None:
+            return super().transform(results)
+        path = results['img_path']
+        try:
+            data = fileio.get(path, backend_args=self.backend_args)
+        except Exception as e:  # noqa: BLE001 - storage backends raise their own types
+            raise ImageLoadError(f"'{path}': cannot read ({type(e).__name__}: {e})") from e
+        img = read_image(path, data=data)
+        check_record_size(img, results)
+        img = img[..., ::-1].copy()  # BGR, as LoadImageFromFile
+        if self.to_float32:
+            img = img.astype('float32')
+        results.update(img=img, img_shape=img.shape[:2], ori_shape=img.shape[:2])
+        return results
 
     def transform(self, results: dict) -> Optional[dict]:
         try:
-            out = super().transform(results)
+            out = self._load(results)
         except Exception as e:  # decode errors come from cv2/PIL/turbojpeg alike
             out, reason = None, f'{type(e).__name__}: {e}'
         else:
             reason = 'decoder returned nothing'
         if out is None:
+            self.skipped += 1
             print_log(f"skipping image '{results.get('img_path')}' that failed to "
-                      f'decode ({reason})', logger='current', level=30)
+                      f'decode ({reason}); {self.skipped} skipped by this loader',
+                      logger='current', level=30)
         return out

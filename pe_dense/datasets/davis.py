@@ -45,11 +45,17 @@ def read_label_png(path: str) -> np.ndarray:
     """An id map from an indexed ('P') or grey ('L') PNG; colour PNGs are refused."""
     if not osp.isfile(path):
         raise DavisDataError(f'{path}: annotation/mask file not found')
-    with Image.open(path) as im:
-        if im.mode not in ('P', 'L'):
-            raise DavisDataError(f'{path}: mode {im.mode!r}; DAVIS masks are indexed (palette) '
-                                 'or single-channel label PNGs, one id per pixel')
-        return np.array(im, dtype=np.uint8)
+    try:
+        with Image.open(path) as im:
+            if im.mode not in ('P', 'L'):
+                raise DavisDataError(f'{path}: mode {im.mode!r}; DAVIS masks are indexed '
+                                     '(palette) or single-channel label PNGs, one id per pixel')
+            return np.array(im, dtype=np.uint8)
+    except DavisDataError:
+        raise
+    except Exception as err:  # noqa: BLE001 - PIL: UnidentifiedImageError, truncation OSError
+        raise DavisDataError(f'{path}: cannot decode annotation PNG '
+                             f'({type(err).__name__}: {err})') from err
 
 
 def read_palette(path: str) -> Optional[List[int]]:
@@ -125,7 +131,8 @@ class DavisDataset:
             raise DavisDataError(
                 f'sequence {name}: {len(annos)} annotations for {len(frames)} frames '
                 f'(frames without annotation: {missing[:5]}, annotations without frame: '
-                f'{extra[:5]})')
+                f'{extra[:5]}; first missing file: '
+                f'{osp.join(ann_dir, (missing or extra)[0] + (".png" if missing else ".jpg"))})')
         return DavisSequence(
             name, frames, [osp.join(img_dir, f + '.jpg') for f in frames],
             [osp.join(ann_dir, f + '.png') for f in annos])
@@ -133,8 +140,8 @@ class DavisDataset:
     def load_annotations(self, seq: DavisSequence) -> np.ndarray:
         """(T, H, W) id maps of every annotated frame; sizes must agree."""
         maps = [read_label_png(p) for p in seq.annotations]
-        for fid, m in zip(seq.frame_ids, maps):
+        for fid, path, m in zip(seq.frame_ids, seq.annotations, maps):
             if m.shape != maps[0].shape:
-                raise DavisDataError(f'sequence {seq.name}: frame {fid} annotation is '
+                raise DavisDataError(f'sequence {seq.name}: frame {fid} annotation {path} is '
                                      f'{m.shape}, frame {seq.frame_ids[0]} is {maps[0].shape}')
         return np.stack(maps)

@@ -10,25 +10,27 @@ import os
 import os.path as osp
 from typing import Callable, Dict, Iterable, Optional, Tuple
 
-import mmcv
 import numpy as np
 import torch
 from mmengine.utils import ProgressBar
+
+from .robust_loading import ImageLoadError, read_image
 
 META_FILE = 'cache_meta.json'
 
 
 def read_rgb(path: str) -> np.ndarray:
-    """HWC uint8 RGB; a clear error for missing or undecodable files."""
+    """HWC uint8 RGB, upright per EXIF; a clear error for missing or undecodable files.
+
+    Decoded by :func:`read_image` (PIL), so a truncated JPEG is an error rather than the
+    grey-filled picture OpenCV returns, and 16-bit / alpha / palette files are converted.
+    """
     if not osp.isfile(path):
         raise FileNotFoundError(f'image not found: {path}')
     try:
-        img = mmcv.imread(path, channel_order='rgb')
-    except Exception as err:  # noqa: BLE001 - cv2/PIL raise various types for corrupt files
-        raise ValueError(f'unreadable image (not a decodable picture): {path}: {err}') from err
-    if img is None:
-        raise ValueError(f'unreadable image (not a decodable picture): {path}')
-    return img
+        return read_image(path)
+    except ImageLoadError as err:
+        raise ImageLoadError(f'unreadable image (not a decodable picture): {err}') from err
 
 
 class SAMTargetCache:

@@ -2,21 +2,22 @@
 import os.path as osp
 from typing import Optional
 
-import cv2
 import numpy as np
 from tqdm import tqdm
 
 from pe_dense.datasets.davis import (DavisDataError, DavisDataset, read_label_png,
                                      read_palette, write_label_png)
+from pe_dense.datasets.robust_loading import ImageLoadError, read_image
 from .label_propagation import LabelPropagator
 
 
 def read_rgb(path: str) -> np.ndarray:
-    """An RGB uint8 frame; unreadable files raise naming the path."""
-    img = cv2.imread(path, cv2.IMREAD_COLOR)
-    if img is None:
-        raise DavisDataError(f'{path}: cannot decode image')
-    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+    """An RGB uint8 frame, upright per EXIF; unreadable (truncated, non-image) files raise
+    naming the path (PIL via read_image: OpenCV would grey-fill a truncated JPEG)."""
+    try:
+        return read_image(path)
+    except ImageLoadError as err:
+        raise DavisDataError(str(err)) from err
 
 
 def propagate_davis(dataset: DavisDataset, propagator: LabelPropagator, out_dir: str,
@@ -38,7 +39,7 @@ def propagate_davis(dataset: DavisDataset, propagator: LabelPropagator, out_dir:
             for fid, path in zip(seq.frame_ids, seq.images):
                 img = read_rgb(path)
                 if img.shape[:2] != first.shape:
-                    raise DavisDataError(f'sequence {seq.name}: frame {fid} is '
+                    raise DavisDataError(f'sequence {seq.name}: frame {fid} ({path}) is '
                                          f'{img.shape[:2]}, first annotation is {first.shape}')
                 yield img
 

@@ -5,8 +5,10 @@ dataset_type = 'ADE20KDataset'
 data_root = 'data/ade/ADEChallengeData2016'
 crop_size = (448, 448)
 num_classes = 150
+# LoadImageRobust (pe_dense): PIL decoding, truncated/non-image files are skipped with a logged
+# count in training and raise naming the file at test time (docs/reliability.md).
 train_pipeline = [
-    dict(type='LoadImageFromFile'),
+    dict(type='LoadImageRobust', on_error='skip'),
     dict(type='LoadAnnotations', reduce_zero_label=True),
     dict(type='CheckSegLabel', num_classes=num_classes),
     dict(type='RandomResize', scale=(1792, 448), ratio_range=(0.5, 2.0), keep_ratio=True),
@@ -16,7 +18,7 @@ train_pipeline = [
     dict(type='PackSegInputs'),
 ]
 test_pipeline = [
-    dict(type='LoadImageFromFile'),
+    dict(type='LoadImageRobust', on_error='raise'),
     dict(type='Resize', scale=(1792, 448), keep_ratio=True),
     # labels are loaded after Resize: metrics compare at the original resolution
     dict(type='LoadAnnotations', reduce_zero_label=True),

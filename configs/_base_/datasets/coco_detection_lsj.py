@@ -21,7 +21,7 @@ train_pipeline = [
 ]
 # Official DETA test resize: short edge image_size - 32, long edge capped at the same.
 test_pipeline = [
-    dict(type='LoadImageFromFile', backend_args=backend_args),
+    dict(type='LoadImageRobust', on_error='raise', backend_args=backend_args),
     dict(type='Resize', scale=(image_size - 32, image_size - 32), keep_ratio=True),
     dict(type='LoadAnnotations', with_bbox=True),
     dict(type='PackDetInputs',

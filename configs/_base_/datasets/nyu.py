@@ -7,8 +7,10 @@ dataset_type = 'NYUDataset'
 data_root = 'data/nyu'
 max_depth = 10.0
 crop_size = (420, 560)  # multiples of 14 (the G patch) inside the 480x640 frame
+# LoadImageRobust (pe_dense): PIL decoding, truncated/non-image files are skipped with a logged
+# count in training and raise naming the file at test time (docs/reliability.md).
 train_pipeline = [
-    dict(type='LoadImageFromFile'),
+    dict(type='LoadImageRobust', on_error='skip'),
     dict(type='LoadDepthAnnotation', depth_rescale_factor=1e-3),
     dict(type='CheckDepthMap', max_depth=max_depth),
     dict(type='RandomFlip', prob=0.5),
@@ -19,7 +21,7 @@ train_pipeline = [
                     'scale_factor', 'flip', 'flip_direction', 'category_id')),
 ]
 test_pipeline = [
-    dict(type='LoadImageFromFile'),
+    dict(type='LoadImageRobust', on_error='raise'),
     dict(type='LoadDepthAnnotation', depth_rescale_factor=1e-3),
     dict(type='CheckDepthMap', max_depth=max_depth),
     dict(type='PackSegInputs',

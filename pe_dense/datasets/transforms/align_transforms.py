@@ -12,15 +12,18 @@ import torch
 from mmcv.transforms import BaseTransform
 from mmengine.registry import TRANSFORMS
 
+from ..robust_loading import check_record_size
 from ..sam_target_cache import SAMTargetCache, read_rgb
 
 
 @TRANSFORMS.register_module()
 class LoadAlignImage(BaseTransform):
-    """``img`` (HWC uint8 RGB) from ``img_path``; unreadable files raise naming the file."""
+    """``img`` (HWC uint8 RGB) from ``img_path``; unreadable files raise naming the file, as
+    does a size that disagrees with the SA-1B record (``height``/``width``, when present)."""
 
     def transform(self, results: dict) -> dict:
         img = read_rgb(results['img_path'])
+        check_record_size(img, results)
         results.update(img=img, ori_shape=img.shape[:2], img_shape=img.shape[:2])
         return results
 

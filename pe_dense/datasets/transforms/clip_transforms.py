@@ -19,6 +19,8 @@ from mmcv.transforms import BaseTransform
 from mmengine.logging import print_log
 from mmengine.registry import TRANSFORMS
 
+from ..robust_loading import read_image
+
 
 def _frames(results: dict):
     return results['imgs'] if 'imgs' in results else [results['img']]
@@ -36,6 +38,9 @@ def _set_frames(results: dict, frames):
 class ClipLoadImage(BaseTransform):
     """RGB image from ``img_path`` or from a tar shard (``tar_path``/``tar_offset``/``tar_size``).
 
+    Decoded by :func:`read_image`: truncated files are errors (not OpenCV's grey fill),
+    EXIF orientation is applied, grey / 16-bit / alpha / palette images become RGB.
+
     ``on_missing='skip'`` logs and returns None so the dataset draws another sample (training).
     """
 
@@ -43,6 +48,7 @@ class ClipLoadImage(BaseTransform):
         if on_missing not in ('error', 'skip'):
             raise ValueError(f"on_missing must be 'error' or 'skip', got {on_missing!r}")
         self.on_missing = on_missing
+        self.skipped = 0
 
     def _read(self, results: dict) -> bytes:
         if 'tar_path' in results:
@@ -55,16 +61,16 @@ class ClipLoadImage(BaseTransform):
     def transform(self, results: dict) -> Optional[dict]:
         where = results.get('img_path')
         try:
-            img = cv2.imdecode(np.frombuffer(self._read(results), np.uint8), cv2.IMREAD_COLOR)
-            if img is None:
-                raise ValueError('not a decodable image')
-        except (OSError, ValueError) as err:
+            img = read_image(where, data=self._read(results))
+        except (OSError, ValueError) as err:  # ImageLoadError is a ValueError
             msg = f'cannot load image {where} (from {results.get("source", "?")}): {err}'
             if self.on_missing == 'error':
                 raise FileNotFoundError(msg) from err
-            print_log(f'skipping sample: {msg}', logger='current', level=logging.WARNING)
+            self.skipped += 1
+            print_log(f'skipping sample ({self.skipped} skipped by this loader): {msg}',
+                      logger='current', level=logging.WARNING)
             return None
-        results['img'] = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+        results['img'] = img
         results['img_shape'] = results['ori_shape'] = img.shape[:2]
         return results
 
