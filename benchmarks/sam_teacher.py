@@ -1,14 +1,16 @@
-"""SAM 2.1 teacher throughput: batched low-res targets vs the naive predictor loop (CPU).
+"""SAM 2.1 teacher throughput: factorised decoder vs the naive SAM2ImagePredictor path (CPU).
 
-    python benchmarks/sam_teacher.py [--sizes t l] [--prompts 64] [--naive-batch 16]
+    OMP_NUM_THREADS=1 python benchmarks/sam_teacher.py [--sizes t l] [--prompts 32]
+        [--naive-batches 16 4] [--threads 1]
 
-Both ways share one image embedding (timed separately). "ours" = SAM2Teacher.mask_logits (all
-prompts through prompt encoder + mask decoder in chunks, 256x256 logits kept) + resampling to
-the 32x32 token grid; "naive" = SAM2ImagePredictor.predict on prompt batches (defaults:
-multimask, full-resolution masks) and resampling the chosen logits afterwards. A subset of the
-1024 grid prompts is timed and reported per target (one target = one prompt's map). Random
-weights unless --ckpt-dir holds sam2.1_hiera_{tiny,large}.pt (speed does not depend on them).
-Writes work_dirs/benchmarks/sam_teacher.json. Not a test.
+Both ways share one image embedding (timed once: it is the same SAM image encoder). "ours" =
+SAM2Teacher.mask_logits (exact factorised mask decoder, ``chunk`` prompts per call, 256x256
+logits kept) + resampling to the 32x32 token grid; "naive" = SAM2ImagePredictor.predict on
+prompt batches of each --naive-batches size (single-mask output, full-resolution masks as
+the predictor computes them) + resampling of its low-res logits. A subset of the 1024 grid
+prompts is timed; per-image figures are embedding + 1024 x the per-prompt time. Random
+weights unless --ckpt-dir holds sam2.1_hiera_*.pt (speed does not depend on them).
+Prints a table and writes work_dirs/benchmarks/sam_teacher.json. Not a test.
 """
 import argparse
 import json
@@ -24,6 +26,7 @@ from pe_dense.models.teachers import SAM2Teacher, resample_logits
 
 CKPT_NAMES = {'t': 'sam2.1_hiera_tiny.pt', 's': 'sam2.1_hiera_small.pt',
               'b+': 'sam2.1_hiera_base_plus.pt', 'l': 'sam2.1_hiera_large.pt'}
+PROMPTS_PER_IMAGE = 1024
 
 
 def picture(h: int, w: int) -> np.ndarray:
@@ -39,6 +42,7 @@ def bench_size(size, args):
     img = picture(args.height, args.width)
     x = torch.from_numpy(img).permute(2, 0, 1)[None].float()
     pts = teacher.points[:args.prompts]
+    n = len(pts)
 
     t0 = time.perf_counter()
     feats = teacher.embed(x)
@@ -54,48 +58,68 @@ def bench_size(size, args):
     pred._features = feats
     pred._is_image_set = True
     img_pts = pts.numpy() / teacher.resolution * np.array([args.width, args.height])
-    t0 = time.perf_counter()
-    naive = []
-    for start in range(0, len(img_pts), args.naive_batch):
-        p = img_pts[start:start + args.naive_batch, None]
-        _, iou, low = pred.predict(point_coords=p, point_labels=np.ones(p.shape[:2]),
-                                   multimask_output=False, return_logits=True)
-        naive.append(resample_logits(torch.from_numpy(low[:, 0]), (32, 32)))
-    naive_s = time.perf_counter() - t0
-    diff = (torch.cat(naive) - ours).abs().max().item()
-    n = len(pts)
-    return dict(size=size, prompts_timed=n, embed_seconds=embed_s,
-                ours_targets_per_s=n / ours_s, naive_targets_per_s=n / naive_s,
-                speedup=naive_s / ours_s, max_abs_diff=diff,
-                ours_seconds_per_image_1024_prompts=embed_s + ours_s * 1024 / n,
-                naive_seconds_per_image_1024_prompts=embed_s + naive_s * 1024 / n)
+    r = dict(size=size, prompts_timed=n, embed_seconds=embed_s,
+             ours_ms_per_prompt=1e3 * ours_s / n,
+             ours_seconds_per_image=embed_s + ours_s * PROMPTS_PER_IMAGE / n, naive={})
+    for nb in args.naive_batches:
+        t0 = time.perf_counter()
+        naive = []
+        for start in range(0, n, nb):
+            p = img_pts[start:start + nb, None]
+            _, _, low = pred.predict(point_coords=p, point_labels=np.ones(p.shape[:2]),
+                                     multimask_output=False, return_logits=True)
+            naive.append(resample_logits(torch.from_numpy(low[:, 0]), (32, 32)))
+        naive_s = time.perf_counter() - t0
+        per_image = embed_s + naive_s * PROMPTS_PER_IMAGE / n
+        r['naive'][str(nb)] = dict(
+            ms_per_prompt=1e3 * naive_s / n, seconds_per_image=per_image,
+            decoder_speedup=naive_s / ours_s,
+            per_image_speedup=per_image / r['ours_seconds_per_image'],
+            max_abs_diff=(torch.cat(naive) - ours).abs().max().item())
+    return r
+
+
+def table(results) -> str:
+    rows = ['| size | embed s | ours ms/prompt | naive batch | naive ms/prompt | decoder x '
+            '| s/image ours | s/image naive | per-image x | max abs diff |',
+            '|---|---|---|---|---|---|---|---|---|---|']
+    for r in results:
+        for nb, v in r['naive'].items():
+            rows.append(f"| {r['size']} | {r['embed_seconds']:.1f} | "
+                        f"{r['ours_ms_per_prompt']:.1f} | {nb} | {v['ms_per_prompt']:.1f} | "
+                        f"{v['decoder_speedup']:.1f} | {r['ours_seconds_per_image']:.1f} | "
+                        f"{v['seconds_per_image']:.1f} | {v['per_image_speedup']:.1f} | "
+                        f"{v['max_abs_diff']:.1e} |")
+    return '\n'.join(rows)
 
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument('--sizes', nargs='+', default=['t', 'l'], choices=sorted(CKPT_NAMES))
-    p.add_argument('--prompts', type=int, default=64, help='grid prompts timed (of 1024)')
-    p.add_argument('--chunk', type=int, default=64)
-    p.add_argument('--naive-batch', type=int, default=16)
-    p.add_argument('--height', type=int, default=1500)  # a typical SA-1B picture
-    p.add_argument('--width', type=int, default=2250)
+    p.add_argument('--prompts', type=int, default=32, help='grid prompts timed (of 1024)')
+    p.add_argument('--chunk', type=int, default=4)
+    p.add_argument('--naive-batches', type=int, nargs='+', default=[16, 4])
+    p.add_argument('--height', type=int, default=1024)
+    p.add_argument('--width', type=int, default=1024)
     p.add_argument('--ckpt-dir')
     p.add_argument('--threads', type=int, default=torch.get_num_threads())
     p.add_argument('--out', default='work_dirs/benchmarks/sam_teacher.json')
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     results = []
+    load_before = os.getloadavg()
     with torch.no_grad():
         for size in args.sizes:
-            r = bench_size(size, args)
-            print(json.dumps(r))
-            results.append(r)
+            results.append(bench_size(size, args))
+            print(json.dumps(results[-1]), flush=True)
+    print(table(results))
     os.makedirs(osp.dirname(args.out), exist_ok=True)
     meta = dict(device='cpu', threads=args.threads, torch=torch.__version__,
                 cpu=platform.processor() or platform.machine(), image_hw=[args.height, args.width],
-                load_average=os.getloadavg())
+                prompts_per_image=PROMPTS_PER_IMAGE, chunk=args.chunk,
+                load_average_before=load_before, load_average_after=os.getloadavg())
     with open(args.out, 'w') as f:
-        json.dump(dict(meta=meta, results=results), f, indent=1)
+        json.dump(dict(meta=meta, results=results, table=table(results)), f, indent=1)
     print(f'wrote {args.out}')
 
 

@@ -101,3 +101,64 @@ def test_checkpoint_of_another_size_is_refused(teacher, tmp_path):
         SAM2Teacher('t', checkpoint=str(tmp_path / 'nope.pt'), image_size=RES)
     with pytest.raises(ValueError, match='size must be one of'):
         SAM2Teacher('xl')
+
+
+@pytest.mark.parametrize('size', ['t', 's', 'b+', 'l'])
+def test_factorised_decoder_equals_sam2_mask_decoder(size):
+    """All four mask logits maps and the IoU of the factorised decoder equal sam2's
+    ``MaskDecoder.predict_masks`` for every SAM 2.1 size (random weights, 128 px input, random
+    image features), also with large logits (hypernetwork scaled up) and tiled upscaling."""
+    import copy
+    from pe_dense.models.teachers import build_sam21
+    from pe_dense.models.teachers.sam_fast_decoder import FactorisedMaskDecoder
+    torch.manual_seed(1)
+    sam = build_sam21(size, image_size=RES)
+    dec = sam.sam_mask_decoder
+    for mlp in dec.output_hypernetworks_mlps:  # logits of tens, as trained SAM gives
+        mlp.layers[-1].weight.data *= 30
+    h = RES // 16
+    embed = torch.randn(1, 256, h, h) * 2
+    high = [torch.randn(1, 32, 4 * h, 4 * h), torch.randn(1, 64, 2 * h, 2 * h)]
+    pts = torch.rand(7, 1, 2) * RES
+    sparse, dense = sam.sam_prompt_encoder(
+        points=(pts, torch.ones(7, 1, dtype=torch.int)), boxes=None, masks=None)
+    with torch.no_grad():
+        ref, ref_iou, _, _ = dec.predict_masks(embed, sam.sam_prompt_encoder.get_dense_pe(),
+                                               sparse, dense, True, high)
+        fd = FactorisedMaskDecoder(sam)
+        fd.tile = 3 * h  # 3 grid rows per step: tiles and a partial last tile
+        masks, iou = fd(fd.prepare(embed, high), sparse)
+    assert masks.shape == ref.shape == (7, 4, 4 * h, 4 * h)
+    assert ref.abs().max() > 10
+    torch.testing.assert_close(masks, ref, atol=1e-4, rtol=0)
+    torch.testing.assert_close(iou, ref_iou, atol=1e-5, rtol=0)
+    with pytest.raises(NotImplementedError):
+        bad = copy.deepcopy(sam)
+        bad.sam_mask_decoder.transformer.depth = 3
+        FactorisedMaskDecoder(bad)
+
+
+def test_sam2_decoder_option_matches_factorised(teacher, predictor_run):
+    """``decoder='sam2'`` (sam2's MaskDecoder on prompt batches) gives the same targets."""
+    teacher.decoder = 'sam2'
+    try:
+        for select in ('single', 'best_iou'):
+            teacher.mask_select = select
+            torch.testing.assert_close(teacher.mask_logits(predictor_run['feats'], 0),
+                                       predictor_run[select], atol=1e-4, rtol=0)
+    finally:
+        teacher.decoder, teacher.mask_select = 'factorised', 'single'
+    with pytest.raises(ValueError, match='decoder must be'):
+        SAM2Teacher('t', grid=2, image_size=RES, decoder='fast')
+
+
+def test_resampling_to_token_grid_reads_every_low_res_pixel():
+    """Why the upscaling runs on all 256x256 low-res pixels: the antialiased resampling to a
+    32x32 token grid (triangle filter 16 px wide at stride 8) depends on every one of them."""
+    from pe_dense.models.teachers import resample_logits
+    x = torch.zeros(1, 256, 256, requires_grad=True)
+    resample_logits(x, (32, 32)).sum().backward()
+    assert (x.grad > 0).all()
+    y = torch.zeros(1, 256, 256, requires_grad=True)
+    resample_logits(y, (32, 32))[0, 0, 0].backward()  # one token: a 12x12 corner footprint
+    assert (y.grad[0] > 0).sum() == 12 * 12
