@@ -162,3 +162,57 @@ def test_resampling_to_token_grid_reads_every_low_res_pixel():
     y = torch.zeros(1, 256, 256, requires_grad=True)
     resample_logits(y, (32, 32))[0, 0, 0].backward()  # one token: a 12x12 corner footprint
     assert (y.grad[0] > 0).sum() == 12 * 12
+
+
+def _tiny_decoder_inputs(n_prompts=5):
+    from pe_dense.models.teachers import build_sam21
+    torch.manual_seed(2)
+    sam = build_sam21('t', image_size=RES)
+    h = RES // 16
+    embed = torch.randn(1, 256, h, h) * 2
+    high = [torch.randn(1, 32, 4 * h, 4 * h), torch.randn(1, 64, 2 * h, 2 * h)]
+    pts = torch.rand(n_prompts, 1, 2) * RES
+    sparse, _ = sam.sam_prompt_encoder(
+        points=(pts, torch.ones(n_prompts, 1, dtype=torch.int)), boxes=None, masks=None)
+    return sam, embed, high, sparse
+
+
+@pytest.mark.slow
+def test_compiled_factorised_decoder_equals_eager():
+    """``compile=True`` (inductor on the attention part) gives the eager numbers, really compiled
+    (no silent fallback). One chunk size only: each one is a compilation (~1-2 min cold)."""
+    from pe_dense.models.teachers.sam_fast_decoder import FactorisedMaskDecoder
+    sam, embed, high, sparse = _tiny_decoder_inputs()
+    with torch.no_grad():
+        eager = FactorisedMaskDecoder(sam)
+        comp = FactorisedMaskDecoder(sam, compile=True)
+        p = eager.prepare(embed, high)
+        masks, iou = comp(p, sparse)
+        ref_masks, ref_iou = eager(p, sparse)
+    assert comp.compile and comp._compiled is not None  # no fallback happened
+    assert ref_masks.abs().max() > 0
+    torch.testing.assert_close(masks, ref_masks, atol=1e-4, rtol=0)
+    torch.testing.assert_close(iou, ref_iou, atol=1e-5, rtol=0)
+
+
+def test_compile_failure_falls_back_to_eager(monkeypatch):
+    """When compilation fails (e.g. no C++ compiler) the decoder warns and runs eager."""
+    from pe_dense.models.teachers.sam_fast_decoder import FactorisedMaskDecoder
+    sam, embed, high, sparse = _tiny_decoder_inputs(3)
+
+    def broken(fn, **kwargs):
+        def run(*args):
+            raise RuntimeError('no compiler')
+        return run
+
+    monkeypatch.setattr(torch, 'compile', broken)
+    with torch.no_grad():
+        fd = FactorisedMaskDecoder(sam, compile=True)
+        p = fd.prepare(embed, high)
+        with pytest.warns(UserWarning, match='no compiler'):
+            masks, iou = fd(p, sparse)
+        assert not fd.compile
+        ref_masks, ref_iou = FactorisedMaskDecoder(sam)(p, sparse)
+    torch.testing.assert_close(masks, ref_masks, atol=0, rtol=0)
+    torch.testing.assert_close(iou, ref_iou, atol=0, rtol=0)
+    assert SAM2Teacher('t', grid=2, image_size=RES, compile=True)._factorised.compile

@@ -28,6 +28,7 @@ Only the outputs the predictor uses are produced: the four mask logits maps and 
 prediction (the object-score token's output is unused by ``SAM2ImagePredictor``).
 """
 import math
+import warnings
 from typing import Dict, List, Tuple
 
 import torch
@@ -45,9 +46,16 @@ class FactorisedMaskDecoder:
     ``prepare`` does the prompt-independent work for one image; ``__call__`` returns the
     decoder's full outputs ``(masks (B, 4, 4h, 4w), iou (B, 4))`` before mask selection, i.e.
     what ``MaskDecoder.predict_masks`` gives as ``masks, iou_pred``.
+
+    ``compile=True`` runs the token/attention part (many small element-wise passes over
+    (heads x tokens, pixels) arrays: softmaxes, rescalings, concatenations) through
+    ``torch.compile`` (inductor, fixed shapes), which fuses those passes; compilation costs tens
+    of seconds once per process and chunk size, which a dataset cache amortises. The upscaling
+    stays eager (its time is two GEMMs and the erf-GELUs; inductor did not speed it up). If
+    compilation fails (no C++ compiler, unsupported platform) it warns and runs eager.
     """
 
-    def __init__(self, sam: nn.Module):
+    def __init__(self, sam: nn.Module, compile: bool = False):
         dec = sam.sam_mask_decoder
         tr = dec.transformer
         if tr.depth != 2 or not dec.use_high_res_features:
@@ -58,6 +66,8 @@ class FactorisedMaskDecoder:
         self.s = 1 if dec.pred_obj_scores else 0
         self.num_masks = dec.num_mask_tokens
         self.tile = 1024  # low-res cells per upscaling step (whole rows of the grid)
+        self.compile = bool(compile)
+        self._compiled = None
 
     # ---------------------------------------------------------------- per image
     @torch.no_grad()
@@ -78,7 +88,7 @@ class FactorisedMaskDecoder:
         def vheads(t):  # (N, Ci) -> (H, N, dh): values gathered by attention weights
             return t.reshape(t.shape[0], H, -1).transpose(0, 1).contiguous()
 
-        p = dict(hw=torch.tensor([h, w]))
+        p = dict(hw=(h, w))
         # layer 1: image-side projections are shared by all prompts
         p['k1'] = heads(_lin(l1.cross_attn_token_to_image.k_proj, x + pe))
         p['v1'] = vheads(_lin(l1.cross_attn_token_to_image.v_proj, x))
@@ -125,8 +135,8 @@ class FactorisedMaskDecoder:
         p['dc_const'] = (((b2 @ wdc).reshape(4, c1) + dc1.bias) + s1).reshape(h * w, 4 * c1)
         c2 = dc2.weight.shape[1]
         p['w2'] = dc2.weight.permute(0, 2, 3, 1).reshape(c1, 4 * c2)  # (C1, (c, d, C2))
-        # rows in (y, a, x, b) raster order of the 2h x 2w grid, columns (c, d, C2)
-        s0 = s0[0].reshape(c2, h, 2, 2, w, 2, 2).permute(1, 2, 4, 5, 3, 6, 0)
+        # rows (y, x, a, b) as the first conv's output rows, columns (c, d, C2)
+        s0 = s0[0].reshape(c2, h, 2, 2, w, 2, 2).permute(1, 4, 2, 5, 3, 6, 0)
         p['dc2_const'] = (s0.reshape(h * w * 4, 4, c2) + dc2.bias).reshape(h * w * 4, 4 * c2)
         return p
 
@@ -134,7 +144,25 @@ class FactorisedMaskDecoder:
     @torch.no_grad()
     def __call__(self, p: Dict[str, torch.Tensor], sparse: torch.Tensor
                  ) -> Tuple[torch.Tensor, torch.Tensor]:
-        """``sparse`` (B, P, D) prompt embeddings -> masks (B, 4, 4h, 4w), iou (B, 4).
+        """``sparse`` (B, P, D) prompt embeddings -> masks (B, 4, 4h, 4w), iou (B, 4)."""
+        ar, rr, ew, hyper, iou = self._run_tokens(p, sparse)
+        return self.upscale(p, ar, rr, ew, hyper), iou
+
+    def _run_tokens(self, p: Dict[str, torch.Tensor], sparse: torch.Tensor):
+        if self.compile:
+            if self._compiled is None:
+                self._compiled = torch.compile(self.tokens, dynamic=False)
+            try:
+                return self._compiled(p, sparse)
+            except Exception as err:  # compiler missing/broken: same numbers, eager
+                warnings.warn(f'torch.compile of FactorisedMaskDecoder failed ({err!r}); '
+                              'running eager')
+                self.compile, self._compiled = False, None
+        return self.tokens(p, sparse)
+
+    @torch.no_grad()
+    def tokens(self, p: Dict[str, torch.Tensor], sparse: torch.Tensor):
+        """Two-way transformer + heads: upscaling inputs ``(ar, rr, ew, hyper)`` and the IoU.
 
         Per-pixel arrays keep the pixel axis innermost ((B, rows, N)) so that every product
         with the N image tokens is one (batched) GEMM and no small-stride copies are needed.
@@ -143,7 +171,7 @@ class FactorisedMaskDecoder:
         l1, l2, fin = tr.layers[0], tr.layers[1], tr.final_attn_token_to_image
         B, _, d = sparse.shape
         H = self.heads
-        h, w = (int(v) for v in p['hw'])
+        h, w = p['hw']
         n = h * w
         if self.s:
             out_tok = torch.cat([dec.obj_score_token.weight, dec.iou_token.weight,
@@ -252,39 +280,39 @@ class FactorisedMaskDecoder:
         iou = dec.iou_prediction_head(qs[:, 0])
         hyper = torch.stack([mlp(qs[:, 1 + i]) for i, mlp in
                              enumerate(dec.output_hypernetworks_mlps)], 1)  # (B, M, C2)
-        return self.upscale(p, ar, rr, Eg @ p['wdc'], hyper), iou
+        return ar, rr, Eg @ p['wdc'], hyper, iou
 
     def upscale(self, p: Dict[str, torch.Tensor], ar: torch.Tensor, rr: torch.Tensor,
                 ew: torch.Tensor, hyper: torch.Tensor) -> torch.Tensor:
         """Mask logits (B, M, 4h, 4w) on every low-res pixel.
 
         One prompt and about ``self.tile`` cells (whole rows of the h x w grid) at a time, so that
-        the conv-transpose / LayerNorm / GELU chain stays in cache; the GELUs write their
-        outputs in raster order so that the logits come out as image rows without a
-        small-stride permutation.
+        the conv-transpose / LayerNorm / GELU chain stays in cache. Every element-wise pass runs
+        in place on contiguous data (a GELU reading a permuted view is several times slower: it
+        loses vectorisation); the rows stay in the order the first conv gives, (y, x, a, b, c, d),
+        and only the M logits per pixel are permuted to raster order at the end.
         """
         _, ln1, _, _, _ = self.dec.output_upscaling
-        h, w = (int(v) for v in p['hw'])
+        h, w = p['hw']
         c1n = ln1.weight.shape[0]
         B, M, c2n = hyper.shape
         gdc, dcc, w2, c2 = p['gdc'], p['dc_const'], p['w2'], p['dc2_const']
         k = max(1, self.tile // w)  # cell rows per tile
         out = hyper.new_empty(B, M, 16 * h * w)
-        ubuf = hyper.new_empty(k * w * 4, c1n)
-        vbuf = hyper.new_empty(k * w * 16, c2n)
+        ubuf = hyper.new_empty(k * w, 4 * c1n)
+        vbuf = hyper.new_empty(k * w * 4, 4 * c2n)
+        mbuf = hyper.new_empty(M, k * w * 16)
         for b in range(B):
             for y0 in range(0, h, k):
                 y1 = min(y0 + k, h)
                 r, s, e = y1 - y0, y0 * w, y1 * w
-                u = torch.addcmul(dcc[s:e], gdc[s:e], rr[b, s:e, None])
-                u = torch.addmm(u, ar[b, :, s:e].t(), ew[b])  # first conv-transpose (y, x, a, b)
+                u = torch.addcmul(dcc[s:e], gdc[s:e], rr[b, s:e, None], out=ubuf[:r * w])
+                u.addmm_(ar[b, :, s:e].t(), ew[b])  # first conv-transpose: rows (y, x, a, b)
                 u = F.layer_norm(u.view(-1, c1n), (c1n,), ln1.weight, ln1.bias, ln1.eps)
-                ub = ubuf[:r * w * 4]  # GELU written in (y, a, x, b) order
-                torch.ops.aten.gelu.out(u.view(r, w, 2, 2, c1n).transpose(1, 2),
-                                        out=ub.view(r, 2, w, 2, c1n))
-                v = torch.addmm(c2[4 * s:4 * e], ub, w2)  # second: rows (y,a,x,b), cols (c,d,C)
-                vb = vbuf[:r * w * 16]  # GELU written in raster (y, a, c, x, b, d) order
-                torch.ops.aten.gelu.out(v.view(r * 2, w * 2, 2, 2 * c2n).transpose(1, 2),
-                                        out=vb.view(r * 2, 2, w * 2, 2 * c2n))
-                torch.mm(hyper[b], vb.t(), out=out[b, :, 16 * s:16 * e])
+                torch.ops.aten.gelu_(u)  # exact (erf) GELU, in place
+                v = torch.addmm(c2[4 * s:4 * e], u, w2, out=vbuf[:r * w * 4])
+                torch.ops.aten.gelu_(v)  # rows (y, x, a, b), columns (c, d, C2)
+                m = torch.mm(hyper[b], v.view(-1, c2n).t(), out=mbuf[:, :r * w * 16])
+                out[b, :, 16 * s:16 * e].view(M, r, 2, 2, w, 2, 2).copy_(
+                    m.view(M, r, w, 2, 2, 2, 2).permute(0, 1, 3, 5, 2, 4, 6))
         return out.view(B, M, 4 * h, 4 * w)
