@@ -357,6 +357,59 @@ def test_imagetext_bad_color(tmp_path):
         make_imagetext(str(tmp_path), colors=('red', 'magenta'))
 
 
+def test_imagetext_difficulty_options():
+    """radius sets object size, background 'flat'/'blurred' remove the photo's edges, and
+    max_groups bounds the groups per train picture."""
+    from pe_dense.toy.imagetext import _picture
+    from pe_dense.toy.pictures import PictureBank
+    bank, classes = PictureBank(), ['red circle', 'blue square', 'green triangle']
+
+    def edges(img):  # mean gradient magnitude away from the drawn shape's colour
+        g = np.abs(np.diff(img.astype(float).mean(-1), axis=1))
+        return float(np.median(g))
+
+    sizes, grads = {}, {}
+    for bg in ('picture', 'blurred', 'flat'):
+        img, groups, _ = _picture(np.random.default_rng(3), bank, (96, 96), classes, 1, 1,
+                                  (0.3, 0.35), bg)
+        assert len(groups) == 1 and groups[0][0] == 1
+        grads[bg] = edges(img)
+        if bg == 'flat':  # corners away from the centred-ish shape share one colour
+            corners = img[[0, 0, -1, -1], [0, -1, 0, -1]].astype(int)
+            far = [c for c in corners if abs(c - corners).sum(-1).min() == 0]
+            assert len(far) >= 2
+    assert grads['flat'] <= grads['blurred'] <= grads['picture']
+    for radius in ((0.08, 0.1), (0.3, 0.35)):
+        img, groups, _ = _picture(np.random.default_rng(4), bank, (96, 96), ['red circle'], 1,
+                                  1, radius, 'flat')
+        sizes[radius] = int((np.abs(img.astype(int) - (220, 30, 30)).sum(-1) < 90).sum())
+    area = lambda r: np.pi * (r * 96) ** 2  # noqa: E731
+    assert area(0.08) * 0.7 < sizes[(0.08, 0.1)] < area(0.1) * 1.3
+    assert area(0.3) * 0.7 < sizes[(0.3, 0.35)] < area(0.35) * 1.3
+    for seed in range(10):
+        _, groups, _ = _picture(np.random.default_rng(seed), bank, (96, 96), classes, 1, 3)
+        assert len(groups) == 1
+
+
+def test_imagetext_difficulty_cli_and_checks(tmp_path):
+    from pe_dense.toy import make_imagetext
+    summary = _run_cli('imagetext', '--out', str(tmp_path / 'cli'), '--num-train', '6',
+                       '--num-val', '2', '--size', '48', '--num-videos', '1', '--frames', '2',
+                       '--max-groups', '1', '--max-count', '1', '--radius', '0.2,0.3',
+                       '--background', 'blurred', '--no-progress')
+    assert summary['splits']['train']['images'] == 6
+    rows = [json.loads(l) for l in (tmp_path / 'cli' / 'train.jsonl').read_text().splitlines()]
+    assert all(' and ' not in r['caption'] and r['caption'].startswith('a ') for r in rows)
+    with pytest.raises(ValueError, match='radius'):
+        make_imagetext(str(tmp_path / 'a'), radius=(0.3, 0.2))
+    with pytest.raises(ValueError, match='background'):
+        make_imagetext(str(tmp_path / 'b'), background='noise')
+    with pytest.raises(ValueError, match='max_groups'):
+        make_imagetext(str(tmp_path / 'c'), max_groups=0)
+    with pytest.raises(SystemExit, match='radius'):
+        _run_cli('imagetext', '--out', str(tmp_path / 'd'), '--radius', '0.2', '--no-progress')
+
+
 def test_coco_color_by_class_switch(tmp_path):
     """color_by_class ties a colour to each class; off, the same class comes in many colours."""
     from PIL import Image

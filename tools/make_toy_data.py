@@ -27,6 +27,12 @@ def parse_args(argv=None):
     p.add_argument('--layout', choices=['folder', 'sa1b'], help='images: output layout')
     p.add_argument('--frames', type=int, help='davis / imagetext videos: frames per video')
     p.add_argument('--num-videos', type=int, help='imagetext: number of captioned videos')
+    p.add_argument('--max-count', type=int, help='imagetext: most shapes per colour-shape group')
+    p.add_argument('--max-groups', type=int,
+                   help='imagetext: most colour-shape groups per train picture')
+    p.add_argument('--radius', help='imagetext: MIN,MAX object radius (fraction of short side)')
+    p.add_argument('--background', choices=['picture', 'blurred', 'flat'],
+                   help='imagetext: real picture, blurred picture or its flat mean colour')
     p.add_argument('--stereo', type=int, help='nyu: extra train crops of the motorcycle pair')
     p.add_argument('--no-progress', action='store_true', help='hide the progress bar')
     return p.parse_args(argv)
@@ -36,12 +42,14 @@ def to_kwargs(args) -> dict:
     """Only the options that were given, so each generator keeps its own defaults."""
     kw = dict(seed=args.seed, progress_bar=not args.no_progress)
     for name in ('num_train', 'num_val', 'size', 'mask_format', 'layout', 'frames', 'stereo',
-                 'num_videos'):
+                 'num_videos', 'max_count', 'max_groups', 'background'):
         if getattr(args, name) is not None:
             kw[name] = getattr(args, name)
     for name in ('classes', 'colors'):
         if getattr(args, name):
             kw[name] = tuple(c.strip() for c in getattr(args, name).split(',') if c.strip())
+    if args.radius:
+        kw['radius'] = tuple(float(r) for r in args.radius.split(','))
     return kw
 
 
