@@ -140,6 +140,35 @@ def test_alignment_sigkill_mid_interval_resumes_to_the_same_weights(tmp_path):
     _assert_same(a, b)
 
 
+@pytest.mark.slow
+def test_contrastive_sigkill_mid_interval_resumes_to_the_same_weights(tmp_path):
+    """Toy PE-Core CLIP (random resized crops from Python's RNG, the mask
+    regulariser from torch's, LAMB, progressive-resolution hook): killed between checkpoints."""
+    from mmengine.config import Config
+    toy = os.path.join(ROOT, 'configs', 'core', 'pe_core_toy.py')
+    size = Config.fromfile(toy).img_size
+    data = tmp_path / 'toy_imagetext'
+    make_toy('imagetext', str(data), num_train=32, num_val=8, size=size, progress_bar=False)
+    cfg = tmp_path / 'clip_kill.py'
+    cfg.write_text(
+        f"_base_ = [{toy!r}]\n"
+        "custom_imports = dict(imports=['pe_dense', 'tests.fuzz.slow_hook'], "
+        "allow_failed_imports=False)\n"
+        f"train_dataloader = dict(batch_size=16, dataset=dict(data_root={str(data)!r}))\n"
+        "train_cfg = dict(max_iters=12, val_interval=100)\n"
+        "param_scheduler = [dict(type='LinearLR', start_factor=0.1, by_epoch=False, begin=0, "
+        "end=12)]\n"
+        "val_dataloader = None\nval_cfg = None\nval_evaluator = None\n"
+        "test_dataloader = None\ntest_cfg = None\ntest_evaluator = None\n"
+        "default_hooks = dict(checkpoint=dict(interval=4, max_keep_ckpts=-1), "
+        "logger=dict(interval=2))\n"
+        f"custom_hooks = [dict(type='ProgressiveResolutionHook', schedule=[(0, {size})]), "
+        "dict(type='RNGStateHook'), dict(type='SleepAfterIterHook', seconds=0.5)]\n")
+    a, b = _kill_and_resume(str(cfg), tmp_path, 'iter_4.pth', 'iter_8.pth', 'iter_12.pth',
+                            wait_s=1.0)
+    _assert_same(a, b)
+
+
 def test_same_seed_same_weights(tmp_path):
     """Determinism on CPU: two fresh runs with the same seed and config give the same weights."""
     fix = os.path.join(ROOT, 'tests', 'fixtures', 'tiny_task_cfg.py')
