@@ -169,6 +169,33 @@ def test_contrastive_sigkill_mid_interval_resumes_to_the_same_weights(tmp_path):
     _assert_same(a, b)
 
 
+@pytest.mark.slow
+def test_segmentation_sigkill_mid_interval_resumes_to_the_same_weights(tmp_path):
+    """ADE20k linear probe (the real config shrunk as in test_seg_ade20k_probe: mmseg's random
+    resize, crop and flip from NumPy's RNG, BatchNorm head) on the toy ADE20k."""
+    from pe_dense.toy import make_ade20k
+    from tests.test_seg_ade20k_probe import toy_cfg
+    data = tmp_path / 'toy_ade'
+    make_ade20k(str(data), num_train=8, num_val=2, progress_bar=False)
+    cfg = toy_cfg(str(data), str(tmp_path / 'unused'), iters=12)
+    cfg.custom_imports = dict(imports=list(cfg.custom_imports.imports) + ['tests.fuzz.slow_hook'],
+                              allow_failed_imports=False)
+    cfg.custom_hooks = list(cfg.get('custom_hooks', [])) + [
+        dict(type='SleepAfterIterHook', seconds=0.5)]
+    cfg.test_dataloader = cfg.test_cfg = cfg.test_evaluator = None
+    cfg.param_scheduler = [dict(type='PolyLR', eta_min=0.0, power=1.0, by_epoch=False, begin=0,
+                                end=12)]
+    cfg.default_hooks.checkpoint.update(interval=4, max_keep_ckpts=-1)
+    cfg.default_hooks.logger.interval = 2
+    cfg.visualizer.name = 'visualizer'
+    cfg.pop('work_dir')
+    path = tmp_path / 'seg_kill.py'
+    cfg.dump(str(path))
+    a, b = _kill_and_resume(str(path), tmp_path, 'iter_4.pth', 'iter_8.pth', 'iter_12.pth',
+                            wait_s=1.0)
+    _assert_same(a, b)
+
+
 def test_same_seed_same_weights(tmp_path):
     """Determinism on CPU: two fresh runs with the same seed and config give the same weights."""
     fix = os.path.join(ROOT, 'tests', 'fixtures', 'tiny_task_cfg.py')
