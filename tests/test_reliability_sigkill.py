@@ -115,6 +115,33 @@ def test_toy_deta_sigkill_after_an_epoch_checkpoint_resumes_to_the_same_weights(
 
 
 @pytest.mark.slow
+def test_toy_deta_sigkill_after_a_mid_epoch_checkpoint_resumes_to_the_same_weights(tmp_path):
+    """Iteration checkpoints inside epochs (ResumableEpochBasedTrainLoop): killed after the
+    checkpoint in the middle of epoch 2, the resumed run trains only that epoch's remaining
+    batches, the ones the uninterrupted run saw."""
+    data = tmp_path / 'toy_coco'
+    make_toy('coco', str(data), num_train=16, num_val=4, progress_bar=False)
+    cfg = tmp_path / 'deta_mid_epoch.py'
+    cfg.write_text(
+        f"_base_ = [{os.path.join(ROOT, 'configs', 'demo', 'pe_deta_toy.py')!r}]\n"
+        "custom_imports = dict(imports=['pe_dense', 'pe_dense.datasets.coco_checked', "
+        "'tests.fuzz.slow_hook'], allow_failed_imports=False)\n"
+        f"train_dataloader = dict(batch_size=4, dataset=dict(data_root={str(data) + '/'!r}))\n"
+        "train_cfg = dict(type='ResumableEpochBasedTrainLoop', max_epochs=2, val_interval=100)\n"
+        "val_dataloader = None\nval_cfg = None\nval_evaluator = None\n"
+        "test_dataloader = None\ntest_cfg = None\ntest_evaluator = None\n"
+        "default_hooks = dict(checkpoint=dict(interval=2, by_epoch=False, max_keep_ckpts=-1), "
+        "logger=dict(interval=1))\n"
+        "custom_hooks = [dict(type='RNGStateHook'), dict(type='SleepAfterIterHook', "
+        "seconds=0.5)]\n")
+    a, b = _kill_and_resume(str(cfg), tmp_path, 'iter_6.pth', 'iter_8.pth', 'iter_8.pth',
+                            wait_s=0.3)  # 4 iterations an epoch: iter_6 is inside epoch 2
+    _assert_same(a, b)
+    log = open(tmp_path / 'resumed.log').read()
+    assert 'Epoch(train) [2][3/4]' in log and 'Epoch(train) [2][2/4]' not in log
+
+
+@pytest.mark.slow
 def test_alignment_sigkill_mid_interval_resumes_to_the_same_weights(tmp_path):
     """Toy spatial alignment (SAM 2.1-T targets computed online, 75% random token masks,
     drop path, random flips; infinite sampler): killed between iteration checkpoints."""

@@ -102,7 +102,8 @@ val_evaluator = dict(type='CocoMetric', ann_file=data_root + 'annotations/instan
                      metric='bbox', format_only=False, backend_args=backend_args)
 test_evaluator = val_evaluator
 
-train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=max_epochs, val_interval=max_epochs)
+train_cfg = dict(type='ResumableEpochBasedTrainLoop', max_epochs=max_epochs,
+                 val_interval=max_epochs)
 val_cfg = dict(type='ValLoop')
 test_cfg = dict(type='TestLoop')
 
