@@ -10,19 +10,19 @@ import torch
 
 from pe_dense.toy import make_toy
 from pe_dense.toy.images import make_images
+from tests.fixtures.child_config import toy_deta_child, write_child_config
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SLOW_HOOKS = ("custom_hooks = [dict(type='RNGStateHook'), "
+              "dict(type='SleepAfterIterHook', seconds=0.5)]\n")
 
 
 def _cfg(tmp_path):
-    path = tmp_path / 'slow_tiny.py'
-    path.write_text(
-        f"_base_ = [{os.path.join(ROOT, 'tests', 'fixtures', 'tiny_task_cfg.py')!r}]\n"
-        "custom_imports = dict(imports=['pe_dense', 'tests.fixtures.tiny_task', "
-        "'tests.fuzz.slow_hook'], allow_failed_imports=False)\n"
-        "custom_hooks = [dict(type='RNGStateHook'), dict(type='NaNGuardHook'), "
-        "dict(type='SleepAfterIterHook', seconds=0.4)]\n")
-    return str(path)
+    return write_child_config(
+        tmp_path / 'slow_tiny.py', os.path.join(ROOT, 'tests', 'fixtures', 'tiny_task_cfg.py'),
+        ['pe_dense', 'tests.fixtures.tiny_task', 'tests.fuzz.slow_hook'], evaluate=True,
+        body="custom_hooks = [dict(type='RNGStateHook'), dict(type='NaNGuardHook'), "
+             "dict(type='SleepAfterIterHook', seconds=0.4)]\n")
 
 
 def _cmd(cfg, work, *extra):
@@ -52,7 +52,8 @@ def _kill_and_resume(cfg, tmp_path, ready: str, next_ckpt: str, final: str, wait
     try:
         deadline = time.time() + budget_s
         while not (killed / ready).exists():
-            assert proc.poll() is None, f'run ended before {ready}: {_tail(tmp_path / "killed.log")}'
+            assert proc.poll() is None, \
+                f'run ended before {ready}: {_tail(tmp_path / "killed.log")}'
             assert time.time() < deadline, f'no {ready} after {budget_s} s'
             time.sleep(0.05)
         time.sleep(wait_s)
@@ -95,21 +96,11 @@ def test_sigkill_mid_interval_then_resume_matches_uninterrupted(tmp_path):
 @pytest.mark.slow
 def test_toy_deta_sigkill_after_an_epoch_checkpoint_resumes_to_the_same_weights(tmp_path):
     """Toy DETA (random flips drawn from numpy's global RNG): killed inside epoch 2 of 3."""
-    data = tmp_path / 'toy_coco'
-    make_toy('coco', str(data), num_train=16, num_val=4, progress_bar=False)
-    cfg = tmp_path / 'deta_kill.py'
-    cfg.write_text(
-        f"_base_ = [{os.path.join(ROOT, 'configs', 'demo', 'pe_deta_toy.py')!r}]\n"
-        "custom_imports = dict(imports=['pe_dense', 'pe_dense.datasets.coco_checked', "
-        "'tests.fuzz.slow_hook'], allow_failed_imports=False)\n"
-        f"train_dataloader = dict(batch_size=4, dataset=dict(data_root={str(data) + '/'!r}))\n"
-        "train_cfg = dict(max_epochs=3, val_interval=100)\n"
-        "val_dataloader = None\nval_cfg = None\nval_evaluator = None\n"
-        "test_dataloader = None\ntest_cfg = None\ntest_evaluator = None\n"
-        "default_hooks = dict(checkpoint=dict(interval=1, max_keep_ckpts=-1))\n"
-        "custom_hooks = [dict(type='RNGStateHook'), dict(type='SleepAfterIterHook', "
-        "seconds=0.5)]\n")
-    a, b = _kill_and_resume(str(cfg), tmp_path, 'epoch_1.pth', 'epoch_2.pth', 'epoch_3.pth',
+    cfg = toy_deta_child(
+        tmp_path, 'deta_kill.py', ['tests.fuzz.slow_hook'], loader='batch_size=4, ',
+        body="train_cfg = dict(max_epochs=3, val_interval=100)\n"
+             "default_hooks = dict(checkpoint=dict(interval=1, max_keep_ckpts=-1))\n" + SLOW_HOOKS)
+    a, b = _kill_and_resume(cfg, tmp_path, 'epoch_1.pth', 'epoch_2.pth', 'epoch_3.pth',
                             wait_s=1.0)  # 4 iterations an epoch, each >= 0.5 s
     _assert_same(a, b)
 
@@ -119,22 +110,13 @@ def test_toy_deta_sigkill_after_a_mid_epoch_checkpoint_resumes_to_the_same_weigh
     """Iteration checkpoints inside epochs (ResumableEpochBasedTrainLoop): killed after the
     checkpoint in the middle of epoch 2, the resumed run trains only that epoch's remaining
     batches, the ones the uninterrupted run saw."""
-    data = tmp_path / 'toy_coco'
-    make_toy('coco', str(data), num_train=16, num_val=4, progress_bar=False)
-    cfg = tmp_path / 'deta_mid_epoch.py'
-    cfg.write_text(
-        f"_base_ = [{os.path.join(ROOT, 'configs', 'demo', 'pe_deta_toy.py')!r}]\n"
-        "custom_imports = dict(imports=['pe_dense', 'pe_dense.datasets.coco_checked', "
-        "'tests.fuzz.slow_hook'], allow_failed_imports=False)\n"
-        f"train_dataloader = dict(batch_size=4, dataset=dict(data_root={str(data) + '/'!r}))\n"
-        "train_cfg = dict(type='ResumableEpochBasedTrainLoop', max_epochs=2, val_interval=100)\n"
-        "val_dataloader = None\nval_cfg = None\nval_evaluator = None\n"
-        "test_dataloader = None\ntest_cfg = None\ntest_evaluator = None\n"
-        "default_hooks = dict(checkpoint=dict(interval=2, by_epoch=False, max_keep_ckpts=-1), "
-        "logger=dict(interval=1))\n"
-        "custom_hooks = [dict(type='RNGStateHook'), dict(type='SleepAfterIterHook', "
-        "seconds=0.5)]\n")
-    a, b = _kill_and_resume(str(cfg), tmp_path, 'iter_6.pth', 'iter_8.pth', 'iter_8.pth',
+    cfg = toy_deta_child(
+        tmp_path, 'deta_mid_epoch.py', ['tests.fuzz.slow_hook'], loader='batch_size=4, ',
+        body="train_cfg = dict(type='ResumableEpochBasedTrainLoop', max_epochs=2, "
+             "val_interval=100)\n"
+             "default_hooks = dict(checkpoint=dict(interval=2, by_epoch=False, "
+             "max_keep_ckpts=-1), logger=dict(interval=1))\n" + SLOW_HOOKS)
+    a, b = _kill_and_resume(cfg, tmp_path, 'iter_6.pth', 'iter_8.pth', 'iter_8.pth',
                             wait_s=0.3)  # 4 iterations an epoch: iter_6 is inside epoch 2
     _assert_same(a, b)
     log = open(tmp_path / 'resumed.log').read()
@@ -147,22 +129,20 @@ def test_alignment_sigkill_mid_interval_resumes_to_the_same_weights(tmp_path):
     drop path, random flips; infinite sampler): killed between iteration checkpoints."""
     data = tmp_path / 'toy_images'
     make_images(str(data), num_train=8, num_val=2, size=128, progress_bar=False)
-    cfg = tmp_path / 'align_kill.py'
-    cfg.write_text(
-        f"_base_ = [{os.path.join(ROOT, 'configs', 'align', 'toy_align_tiny.py')!r}]\n"
-        "custom_imports = dict(imports=['pe_dense', 'tests.fuzz.slow_hook'], "
-        "allow_failed_imports=False)\n"
-        "model = dict(sam_teacher=dict(image_size=128))\n"
-        "train_pipeline = [dict(type='LoadAlignImage'), dict(type='AlignResize', size=128), "
-        "dict(type='AlignRandomFlip', prob=0.5), dict(type='PackAlignInputs')]\n"
-        f"train_dataloader = dict(batch_size=2, dataset=dict(data_root={str(data)!r}, "
-        "pipeline=train_pipeline))\n"
-        "train_cfg = dict(max_iters=12)\n"
-        "default_hooks = dict(checkpoint=dict(interval=4, max_keep_ckpts=-1), "
-        "logger=dict(interval=2))\n"
-        "custom_hooks = [dict(type='ExportStudentHook'), dict(type='RNGStateHook'), dict(type='SleepAfterIterHook', "
-        "seconds=0.5)]\n")
-    a, b = _kill_and_resume(str(cfg), tmp_path, 'iter_4.pth', 'iter_8.pth', 'iter_12.pth',
+    cfg = write_child_config(
+        tmp_path / 'align_kill.py', os.path.join(ROOT, 'configs', 'align', 'toy_align_tiny.py'),
+        ['pe_dense', 'tests.fuzz.slow_hook'], evaluate=True,
+        body="model = dict(sam_teacher=dict(image_size=128))\n"
+             "train_pipeline = [dict(type='LoadAlignImage'), dict(type='AlignResize', size=128), "
+             "dict(type='AlignRandomFlip', prob=0.5), dict(type='PackAlignInputs')]\n"
+             f"train_dataloader = dict(batch_size=2, dataset=dict(data_root={str(data)!r}, "
+             "pipeline=train_pipeline))\n"
+             "train_cfg = dict(max_iters=12)\n"
+             "default_hooks = dict(checkpoint=dict(interval=4, max_keep_ckpts=-1), "
+             "logger=dict(interval=2))\n"
+             "custom_hooks = [dict(type='ExportStudentHook'), dict(type='RNGStateHook'), "
+             "dict(type='SleepAfterIterHook', seconds=0.5)]\n")
+    a, b = _kill_and_resume(cfg, tmp_path, 'iter_4.pth', 'iter_8.pth', 'iter_12.pth',
                             wait_s=1.0)
     _assert_same(a, b)
 
@@ -176,22 +156,17 @@ def test_contrastive_sigkill_mid_interval_resumes_to_the_same_weights(tmp_path):
     size = Config.fromfile(toy).img_size
     data = tmp_path / 'toy_imagetext'
     make_toy('imagetext', str(data), num_train=32, num_val=8, size=size, progress_bar=False)
-    cfg = tmp_path / 'clip_kill.py'
-    cfg.write_text(
-        f"_base_ = [{toy!r}]\n"
-        "custom_imports = dict(imports=['pe_dense', 'tests.fuzz.slow_hook'], "
-        "allow_failed_imports=False)\n"
-        f"train_dataloader = dict(batch_size=16, dataset=dict(data_root={str(data)!r}))\n"
-        "train_cfg = dict(max_iters=12, val_interval=100)\n"
-        "param_scheduler = [dict(type='LinearLR', start_factor=0.1, by_epoch=False, begin=0, "
-        "end=12)]\n"
-        "val_dataloader = None\nval_cfg = None\nval_evaluator = None\n"
-        "test_dataloader = None\ntest_cfg = None\ntest_evaluator = None\n"
-        "default_hooks = dict(checkpoint=dict(interval=4, max_keep_ckpts=-1), "
-        "logger=dict(interval=2))\n"
-        f"custom_hooks = [dict(type='ProgressiveResolutionHook', schedule=[(0, {size})]), "
-        "dict(type='RNGStateHook'), dict(type='SleepAfterIterHook', seconds=0.5)]\n")
-    a, b = _kill_and_resume(str(cfg), tmp_path, 'iter_4.pth', 'iter_8.pth', 'iter_12.pth',
+    cfg = write_child_config(
+        tmp_path / 'clip_kill.py', toy, ['pe_dense', 'tests.fuzz.slow_hook'],
+        body=f"train_dataloader = dict(batch_size=16, dataset=dict(data_root={str(data)!r}))\n"
+             "train_cfg = dict(max_iters=12, val_interval=100)\n"
+             "param_scheduler = [dict(type='LinearLR', start_factor=0.1, by_epoch=False, "
+             "begin=0, end=12)]\n"
+             "default_hooks = dict(checkpoint=dict(interval=4, max_keep_ckpts=-1), "
+             "logger=dict(interval=2))\n"
+             f"custom_hooks = [dict(type='ProgressiveResolutionHook', schedule=[(0, {size})]), "
+             "dict(type='RNGStateHook'), dict(type='SleepAfterIterHook', seconds=0.5)]\n")
+    a, b = _kill_and_resume(cfg, tmp_path, 'iter_4.pth', 'iter_8.pth', 'iter_12.pth',
                             wait_s=1.0)
     _assert_same(a, b)
 

@@ -14,6 +14,7 @@ import pytest
 import torch
 
 from pe_dense.toy import make_toy
+from tests.fixtures.child_config import toy_deta_child, write_child_config
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LOSS_RTOL = 1e-5  # float sums in another order (gradient all-reduce, split batches)
@@ -74,25 +75,17 @@ def _compare_weights(path1, path2):
 
 @pytest.mark.slow
 def test_toy_deta_torchrun_two_processes_equals_one(tmp_path):
-    data = tmp_path / 'toy_coco'
-    make_toy('coco', str(data), num_train=16, num_val=4, progress_bar=False)
-    cfg = tmp_path / 'deta_ddp.py'
-    cfg.write_text(
-        f"_base_ = [{os.path.join(ROOT, 'configs', 'demo', 'pe_deta_toy.py')!r}]\n"
-        "custom_imports = dict(imports=['pe_dense', 'pe_dense.datasets.coco_checked', "
-        "'tests.fixtures.global_loss_hook'], allow_failed_imports=False)\n"
-        "train_pipeline = [dict(type='LoadImageFromFile'), "
-        "dict(type='LoadAnnotations', with_bbox=True), "
-        "dict(type='Resize', scale=(96, 96), keep_ratio=True), dict(type='PackDetInputs')]\n"
-        f"train_dataloader = dict(dataset=dict(data_root={str(data) + '/'!r}, "
-        "pipeline=train_pipeline))\n"
-        "train_cfg = dict(max_epochs=2, val_interval=100)\n"
-        "val_dataloader = None\nval_cfg = None\nval_evaluator = None\n"
-        "test_dataloader = None\ntest_cfg = None\ntest_evaluator = None\n"
-        "default_hooks = dict(checkpoint=dict(interval=2), logger=dict(interval=1))\n"
-        "custom_hooks = [dict(type='RNGStateHook'), "
-        "dict(type='GlobalLossRecordHook', out_file='losses.json')]\n")
-    work1, work2 = _single_and_torchrun(str(cfg), tmp_path, global_batch=4)
+    cfg = toy_deta_child(
+        tmp_path, 'deta_ddp.py', ['tests.fixtures.global_loss_hook'],
+        dataset='pipeline=train_pipeline, ',
+        body="train_pipeline = [dict(type='LoadImageFromFile'), "
+             "dict(type='LoadAnnotations', with_bbox=True), "
+             "dict(type='Resize', scale=(96, 96), keep_ratio=True), dict(type='PackDetInputs')]\n"
+             "train_cfg = dict(max_epochs=2, val_interval=100)\n"
+             "default_hooks = dict(checkpoint=dict(interval=2), logger=dict(interval=1))\n"
+             "custom_hooks = [dict(type='RNGStateHook'), "
+             "dict(type='GlobalLossRecordHook', out_file='losses.json')]\n")
+    work1, work2 = _single_and_torchrun(cfg, tmp_path, global_batch=4)
     a, _ = _compare_losses(work1, work2, iters=8)
     assert a[-1]['loss'] < a[0]['loss']  # it trains
     _compare_weights(work1 / 'epoch_2.pth', work2 / 'epoch_2.pth')
@@ -108,26 +101,21 @@ def test_toy_clip_torchrun_two_processes_equals_one(tmp_path):
     size = Config.fromfile(toy).img_size
     data = tmp_path / 'toy_imagetext'
     make_toy('imagetext', str(data), num_train=32, num_val=8, size=size, progress_bar=False)
-    cfg = tmp_path / 'clip_ddp.py'
-    cfg.write_text(
-        f"_base_ = [{toy!r}]\n"
-        "custom_imports = dict(imports=['pe_dense', 'tests.fixtures.global_loss_hook'], "
-        "allow_failed_imports=False)\n"
-        "model = dict(mask_reg=None, zero_shot=None)\n"
-        "train_pipeline = [dict(type='ClipLoadImage'), "
-        f"dict(type='ClipResize', scale={size}), dict(type='PackClipInputs')]\n"
-        f"train_dataloader = dict(dataset=dict(data_root={str(data)!r}, "
-        "pipeline=train_pipeline))\n"
-        "train_cfg = dict(max_iters=6, val_interval=100)\n"
-        "param_scheduler = [dict(type='LinearLR', start_factor=0.5, by_epoch=False, begin=0, "
-        "end=6)]\n"
-        "val_dataloader = None\nval_cfg = None\nval_evaluator = None\n"
-        "test_dataloader = None\ntest_cfg = None\ntest_evaluator = None\n"
-        "default_hooks = dict(checkpoint=dict(interval=6), logger=dict(interval=1))\n"
-        "custom_hooks = [dict(type='RNGStateHook'), "
-        "dict(type='GlobalLossRecordHook', out_file='losses.json'), "
-        f"dict(type='ProgressiveResolutionHook', schedule=[(0, {size})])]\n")
-    work1, work2 = _single_and_torchrun(str(cfg), tmp_path, global_batch=16)
+    cfg = write_child_config(
+        tmp_path / 'clip_ddp.py', toy, ['pe_dense', 'tests.fixtures.global_loss_hook'],
+        body="model = dict(mask_reg=None, zero_shot=None)\n"
+             "train_pipeline = [dict(type='ClipLoadImage'), "
+             f"dict(type='ClipResize', scale={size}), dict(type='PackClipInputs')]\n"
+             f"train_dataloader = dict(dataset=dict(data_root={str(data)!r}, "
+             "pipeline=train_pipeline))\n"
+             "train_cfg = dict(max_iters=6, val_interval=100)\n"
+             "param_scheduler = [dict(type='LinearLR', start_factor=0.5, by_epoch=False, "
+             "begin=0, end=6)]\n"
+             "default_hooks = dict(checkpoint=dict(interval=6), logger=dict(interval=1))\n"
+             "custom_hooks = [dict(type='RNGStateHook'), "
+             "dict(type='GlobalLossRecordHook', out_file='losses.json'), "
+             f"dict(type='ProgressiveResolutionHook', schedule=[(0, {size})])]\n")
+    work1, work2 = _single_and_torchrun(cfg, tmp_path, global_batch=16)
     a, _ = _compare_losses(work1, work2, iters=6)
     assert a[-1]['loss_clip'] < a[0]['loss_clip']  # it trains
     _compare_weights(work1 / 'iter_6.pth', work2 / 'iter_6.pth')
