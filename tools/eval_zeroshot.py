@@ -16,6 +16,7 @@ import pe_dense  # noqa: F401  registers the components (installed by `make`)
 from mmengine.config import Config
 from mmengine.runner import Runner
 
+from pe_dense.models.backbones.hub import register_checkpoint_schemes
 from pe_dense.models.clip.checkpoint import CheckpointError
 
 
@@ -61,6 +62,7 @@ def build_cfg(args) -> Config:
 
 def main(argv=None) -> dict:
     args = parse_args(argv)
+    register_checkpoint_schemes()  # --checkpoint may be hf://, hf-hub:, a URL
     runner = Runner.from_cfg(build_cfg(args))
     if args.checkpoint:
         try:  # official whole-CLIP / exported weights
