@@ -183,7 +183,10 @@ def test_names_parse_as_the_official_code_and_timm_do():
     assert parse_hub_name(OFFICIAL) == ('facebook/PE-Spatial-G14-448', ['PE-Spatial-G14-448.pt'])
     assert parse_hub_name('hf-hub:facebook/PE-Core-B16-224') == ('facebook/PE-Core-B16-224',
                                                                ['PE-Core-B16-224.pt'])
-    assert parse_hub_name(DETA) == ('facebook/PE-Detection', ['deta_coco_1824pix.pth'])
+    assert parse_hub_name('hf://facebook/PE-Core-B16-224') == ('facebook/PE-Core-B16-224',
+                                                             ['PE-Core-B16-224.pt'])
+    assert parse_hub_name('hf-hub:facebook/PE-Detection:deta_coco_1824pix.pth') == \
+        parse_hub_name(DETA) == ('facebook/PE-Detection', ['deta_coco_1824pix.pth'])
     assert parse_hub_name(TIMM) == ('timm/vit_pe_spatial_gigantic_patch14_448.fb',
                                     ['model.safetensors', 'pytorch_model.bin'])
     for bad in ('hf://PE-Spatial-G14-448', 'hf://facebook/PE:', 'hf-hub:a/b/c'):

@@ -47,8 +47,8 @@ def parse_hub_name(name: str) -> Tuple[str, List[str]]:
     repo, sep, filename = name[len(prefix):].partition(':')
     if repo.count('/') != 1 or not all(repo.split('/')) or (sep and not filename):
         raise CheckpointNameError(
-            f'{name!r}: expected {prefix}ORG/REPO' + (':FILE' if prefix == 'hf://' else '[:FILE]')
-            + ', e.g. hf://facebook/PE-Spatial-G14-448:PE-Spatial-G14-448.pt or '
+            f'{name!r}: expected {prefix}ORG/REPO[:FILE], e.g. '
+            'hf://facebook/PE-Spatial-G14-448:PE-Spatial-G14-448.pt or '
             'hf-hub:facebook/PE-Spatial-G14-448')
     if filename:
         return repo, [filename]
