@@ -8,8 +8,9 @@ setup.py asks for C++14/17. Order of preference:
      (~/.cache/pe_dense/wheels/<key>/, key = full torch version with its CUDA tag) -> install;
   3. otherwise download the sdist, raise the C++ standard, build a wheel (about 20 minutes
      on 2 cores for CPU ops), keep it in the cache and install it.
-CUDA ops are built (FORCE_CUDA=1) when torch has CUDA and nvcc is found; after installing,
-a visible GPU must be served by mmcv's CUDA ops or the script fails.
+CUDA ops are built (FORCE_CUDA=1) when torch has CUDA, nvcc matches it, and a GPU is visible or
+TORCH_CUDA_ARCH_LIST / FORCE_CUDA=1 ask for them; after installing, a visible GPU must be served
+by mmcv's CUDA ops or the script fails.
 `--check` prints which path would be taken and exits.  Standard library only.
 """
 import argparse
@@ -30,7 +31,8 @@ VERSION = '2.1.0'
 PIP_SOURCE_FLAGS = ('--no-build-isolation', '--no-deps')
 
 _TORCH_PROBE = ('import json, torch; print(json.dumps({"version": torch.__version__, '
-                '"cuda": torch.version.cuda, "cuda_available": torch.cuda.is_available()}))')
+                '"cuda": torch.version.cuda, "cuda_available": torch.cuda.is_available(), '
+                '"archs": torch.cuda.get_arch_list()}))')
 # The CUDA part runs only on a visible GPU: an NMS on CUDA tensors proves the kernels exist.
 _MMCV_PROBE = '''
 import json, mmcv, torch
@@ -96,34 +98,53 @@ def nvcc_release(home: str) -> str:
     return m.group(1) if m else ''
 
 
-def cuda_plan(torch_cuda, cuda_available: bool, nvcc_rel: str, force_cuda=None):
-    """(build CUDA ops?, error that stops a build, note to print). Pure, for the tests.
+def arch_list_of(torch_archs) -> str:
+    """torch.cuda.get_arch_list() (['sm_80', 'sm_90', ...]) as TORCH_CUDA_ARCH_LIST ('8.0;9.0+PTX')."""
+    caps = sorted({int(re.sub(r'\D', '', a.split('_')[1])) for a in torch_archs if 'sm_' in a})
+    return ';'.join(f'{c // 10}.{c % 10}' for c in caps) + ('+PTX' if caps else '')
 
-    torch_cuda: torch.version.cuda (None for a CPU torch); nvcc_rel: nvcc's release ('' when
-    no nvcc); force_cuda: the user's FORCE_CUDA, if set. mmcv's setup.py compiles CUDA ops when
-    a GPU is visible or FORCE_CUDA=1, so a visible GPU always means a CUDA build.
+
+def cuda_plan(torch_cuda, cuda_available: bool, nvcc_rel: str, env=None, torch_archs=()):
+    """(build CUDA ops?, error that stops a build, note to print, TORCH_CUDA_ARCH_LIST to set).
+
+    Pure, for the tests. torch_cuda: torch.version.cuda (None for a CPU torch); nvcc_rel: nvcc's
+    release ('' when none); env: the user's environment (FORCE_CUDA, TORCH_CUDA_ARCH_LIST);
+    torch_archs: torch.cuda.get_arch_list(). mmcv's setup.py compiles CUDA ops when a GPU is
+    visible or FORCE_CUDA=1, so a visible GPU always means a CUDA build. Without a visible GPU,
+    torch's extension builder picks no architecture (IndexError) unless TORCH_CUDA_ARCH_LIST is
+    set: CUDA ops are then built when the user names the GPUs (TORCH_CUDA_ARCH_LIST) or asks for
+    them (FORCE_CUDA=1: every architecture of this torch, much longer).
     """
+    env = env or {}
+    force, archs = env.get('FORCE_CUDA'), env.get('TORCH_CUDA_ARCH_LIST', '')
     if not torch_cuda:
-        if cuda_available or force_cuda == '1':
+        if cuda_available or force == '1':
             return False, ('torch is a CPU build (torch.version.cuda is None): mmcv cannot '
-                           'compile CUDA ops against it; install a CUDA build of torch'), ''
-        return False, '', 'torch is a CPU build: building CPU ops only'
-    if force_cuda == '0' and not cuda_available:
-        return False, '', ('FORCE_CUDA=0: building CPU ops only; this wheel cannot run CUDA ops '
-                           'and is cached apart from CUDA builds')
+                           'compile CUDA ops against it; install a CUDA build of torch'), '', ''
+        return False, '', 'torch is a CPU build: building CPU ops only', ''
     need = f'nvcc from CUDA {torch_cuda} (torch was built with it)'
+    if not (cuda_available or force == '1' or (archs and force != '0')):
+        why = ['FORCE_CUDA=0' if force == '0' else
+               'no GPU is visible and neither TORCH_CUDA_ARCH_LIST nor FORCE_CUDA=1 is set']
+        if not nvcc_rel:
+            why.append('no nvcc was found (CUDA_HOME, PATH, /usr/local/cuda)')
+        return False, '', (f'torch has CUDA {torch_cuda}, but {"; ".join(why)}: building CPU '
+                           'ops only; this wheel cannot run CUDA ops and is cached apart from '
+                           f'CUDA builds. For GPUs: {need}, and TORCH_CUDA_ARCH_LIST (e.g. '
+                           '"8.0;9.0") or FORCE_CUDA=1 where no GPU is visible'), ''
     if not nvcc_rel:
-        if cuda_available:
-            return True, (f'a GPU is visible and torch has CUDA {torch_cuda}, but no nvcc was '
-                          f'found (CUDA_HOME, PATH, /usr/local/cuda): install {need} and set '
-                          'CUDA_HOME, or give a wheel built with CUDA ops (--wheelhouse)'), ''
-        return False, '', (f'torch has CUDA {torch_cuda} but no nvcc was found: building CPU ops '
-                            f'only (no CUDA ops). For GPU use install {need}, set CUDA_HOME '
-                            'and run this again')
+        return True, (f'CUDA ops are wanted (torch has CUDA {torch_cuda}) but no nvcc was found '
+                      f'(CUDA_HOME, PATH, /usr/local/cuda): install {need} and set CUDA_HOME, '
+                      'or give a wheel built with CUDA ops (--wheelhouse)'), '', ''
     if nvcc_rel.split('.')[0] != torch_cuda.split('.')[0]:
         return True, (f'nvcc is CUDA {nvcc_rel} but torch was built with CUDA {torch_cuda}: '
-                      f'install {need} and point CUDA_HOME at it'), ''
-    return True, '', f'FORCE_CUDA=1: building CUDA ops with nvcc {nvcc_rel} (torch CUDA {torch_cuda})'
+                      f'install {need} and point CUDA_HOME at it'), '', ''
+    set_archs = '' if archs or cuda_available else arch_list_of(torch_archs)
+    if not (archs or cuda_available or set_archs):
+        return True, ('no GPU is visible and torch lists no CUDA architecture: set '
+                      'TORCH_CUDA_ARCH_LIST to your GPUs\' compute capabilities (e.g. "8.0;9.0")'), '', ''
+    return True, '', (f'FORCE_CUDA=1: building CUDA ops with nvcc {nvcc_rel} (torch CUDA '
+                      f'{torch_cuda}) for {archs or set_archs or "the visible GPUs"}'), set_archs
 
 
 def cache_key(torch_version: str, torch_cuda, cuda_ops: bool) -> str:
@@ -164,9 +185,11 @@ def raise_cxx_standard(setup_py_text: str) -> str:
     return re.sub(r'-std=c\+\+1[47]', '-std=c++20', setup_py_text)
 
 
-def build_env(base_env, jobs: int, cuda_ops: bool) -> dict:
+def build_env(base_env, jobs: int, cuda_ops: bool, arch_list: str = '') -> dict:
     env = dict(base_env, MMCV_WITH_OPS='1', MAX_JOBS=str(jobs))
     env['FORCE_CUDA'] = '1' if cuda_ops else '0'
+    if arch_list:
+        env['TORCH_CUDA_ARCH_LIST'] = arch_list
     return env
 
 
@@ -196,12 +219,12 @@ def prepare_source(sdist: str, dest: str, torch_ver: str) -> str:
     return src
 
 
-def build_wheel(out_dir: str, torch_ver: str, jobs: int, cuda_ops: bool) -> str:
+def build_wheel(out_dir: str, torch_ver: str, jobs: int, cuda_ops: bool, arch_list='') -> str:
     os.makedirs(out_dir, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix='mmcv-build-') as tmp:
         src = prepare_source(download_sdist(tmp), tmp, torch_ver)
         run([sys.executable, '-m', 'pip', 'wheel', *PIP_SOURCE_FLAGS, '.', '-w', out_dir],
-            cwd=src, env=build_env(os.environ, jobs, cuda_ops))
+            cwd=src, env=build_env(os.environ, jobs, cuda_ops, arch_list))
     wheel = find_wheel([out_dir])
     if not wheel:
         sys.exit(f'install_mmcv: the build finished but no wheel is in {out_dir}')
@@ -225,9 +248,9 @@ def main(argv=None):
         return 0
     print(f'install_mmcv: {problem}')
     home = cuda_home(os.environ) if torch['cuda'] else ''
-    cuda_ops, error, note = cuda_plan(torch['cuda'], torch['cuda_available'],
-                                      nvcc_release(home) if home else '',
-                                      os.environ.get('FORCE_CUDA'))
+    cuda_ops, error, note, arch_list = cuda_plan(
+        torch['cuda'], torch['cuda_available'], nvcc_release(home) if home else '', os.environ,
+        torch.get('archs', []))
     cache = cache_dir(args.cache, cache_key(torch['version'], torch['cuda'], cuda_ops))
     links = [d for d in os.environ.get('PIP_FIND_LINKS', '').split() if os.path.isdir(d)]
     wheel = find_wheel(args.wheelhouse + links + [cache])
@@ -244,7 +267,7 @@ def main(argv=None):
         print(f'install_mmcv: {note}\ninstall_mmcv: no mmcv {VERSION} wheel for {wheel_tag()} '
               f'in {cache}; building from source (about 20 minutes on 2 cores for CPU ops, '
               'much longer with CUDA ops; cached afterwards)', flush=True)
-        wheel = build_wheel(cache, torch['version'], args.jobs, cuda_ops)
+        wheel = build_wheel(cache, torch['version'], args.jobs, cuda_ops, arch_list)
     run([sys.executable, '-m', 'pip', 'install', '--no-deps', '--force-reinstall', wheel])
     info = _probe(_MMCV_PROBE)
     problem = mmcv_problem(info, torch['cuda_available'])

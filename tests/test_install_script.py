@@ -54,46 +54,70 @@ def test_cpu_and_cuda_builds_of_one_torch_never_share_a_cache_folder():
     assert len(keys) == 4
 
 
-def test_cuda_plan_builds_cuda_ops_when_torch_has_cuda_and_a_matching_nvcc():
-    cuda_ops, error, note = install_mmcv.cuda_plan('13.0', False, '13.0')
-    assert cuda_ops and not error and 'FORCE_CUDA=1' in note
-    cuda_ops, error, _ = install_mmcv.cuda_plan('12.8', True, '12.4')  # minor mismatch: torch warns
-    assert cuda_ops and not error
+ARCHS = ['sm_75', 'sm_80', 'sm_86', 'sm_90', 'sm_100', 'sm_120']  # torch 2.14.1+cu130's list
+
+
+def test_arch_list_of_torch_archs():
+    assert install_mmcv.arch_list_of(ARCHS) == '7.5;8.0;8.6;9.0;10.0;12.0+PTX'
+    assert install_mmcv.arch_list_of(['sm_90a', 'compute_90', 'sm_80']) == '8.0;9.0+PTX'
+    assert install_mmcv.arch_list_of([]) == ''
+
+
+def test_cuda_plan_on_a_gpu_node_with_a_matching_nvcc_builds_cuda_ops_for_its_gpus():
+    cuda_ops, error, note, archs = install_mmcv.cuda_plan('13.0', True, '13.0', {}, ARCHS)
+    assert (cuda_ops, error, archs) == (True, '', '')  # torch picks the visible GPUs' archs
+    assert 'FORCE_CUDA=1' in note and 'the visible GPUs' in note
+    # a minor mismatch only makes torch warn; FORCE_CUDA=0 cannot stop mmcv when a GPU is seen
+    assert install_mmcv.cuda_plan('12.8', True, '12.4', {'FORCE_CUDA': '0'})[:2] == (True, '')
+
+
+def test_cuda_plan_without_a_gpu_builds_cuda_ops_only_when_asked():
+    plan = install_mmcv.cuda_plan
+    cuda_ops, error, note, archs = plan('13.0', False, '13.0', {}, ARCHS)
+    assert (cuda_ops, error, archs) == (False, '', '')
+    assert 'no GPU is visible' in note and 'CPU ops only' in note and 'TORCH_CUDA_ARCH_LIST' in note
+    # asked with the GPUs named: their list is kept
+    assert plan('13.0', False, '13.0', {'TORCH_CUDA_ARCH_LIST': '9.0'}, ARCHS)[::2] == (
+        True, 'FORCE_CUDA=1: building CUDA ops with nvcc 13.0 (torch CUDA 13.0) for 9.0')
+    assert plan('13.0', False, '13.0', {'TORCH_CUDA_ARCH_LIST': '9.0'}, ARCHS)[3] == ''
+    # asked with FORCE_CUDA=1: every architecture of this torch (torch itself would IndexError)
+    assert plan('13.0', False, '13.0', {'FORCE_CUDA': '1'}, ARCHS)[:2] == (True, '')
+    assert plan('13.0', False, '13.0', {'FORCE_CUDA': '1'}, ARCHS)[3] == '7.5;8.0;8.6;9.0;10.0;12.0+PTX'
+    assert 'TORCH_CUDA_ARCH_LIST' in plan('13.0', False, '13.0', {'FORCE_CUDA': '1'}, [])[1]
+    # FORCE_CUDA=0 wins over a list
+    env = {'FORCE_CUDA': '0', 'TORCH_CUDA_ARCH_LIST': '9.0'}
+    cuda_ops, error, note, _ = plan('13.0', False, '13.0', env, ARCHS)
+    assert not cuda_ops and not error and 'FORCE_CUDA=0' in note
 
 
 def test_cuda_plan_without_nvcc_builds_cpu_ops_on_a_cpu_node_and_refuses_on_a_gpu_node():
-    cuda_ops, error, note = install_mmcv.cuda_plan('13.0', False, '')
+    cuda_ops, error, note, _ = install_mmcv.cuda_plan('13.0', False, '', {}, ARCHS)
     assert not cuda_ops and not error
     assert 'no nvcc' in note and 'CUDA 13.0' in note and 'CPU ops only' in note
-    cuda_ops, error, _ = install_mmcv.cuda_plan('13.0', True, '')
-    assert cuda_ops and 'no nvcc' in error and 'CUDA 13.0' in error and 'CUDA_HOME' in error
+    for gpu, env in [(True, {}), (False, {'FORCE_CUDA': '1'})]:
+        cuda_ops, error, _, _ = install_mmcv.cuda_plan('13.0', gpu, '', env, ARCHS)
+        assert cuda_ops and 'no nvcc' in error and 'CUDA 13.0' in error and 'CUDA_HOME' in error
 
 
 def test_cuda_plan_refuses_an_nvcc_of_another_major_release():
-    cuda_ops, error, _ = install_mmcv.cuda_plan('13.0', False, '12.4')
+    cuda_ops, error, _, _ = install_mmcv.cuda_plan('13.0', True, '12.4')
     assert cuda_ops and 'nvcc is CUDA 12.4' in error and 'CUDA 13.0' in error
 
 
 def test_cuda_plan_for_a_cpu_torch():
     assert install_mmcv.cuda_plan(None, False, '13.0') == (
-        False, '', 'torch is a CPU build: building CPU ops only')
-    for gpu, force in [(True, None), (False, '1')]:
-        cuda_ops, error, _ = install_mmcv.cuda_plan(None, gpu, '13.0', force)
+        False, '', 'torch is a CPU build: building CPU ops only', '')
+    for gpu, env in [(True, {}), (False, {'FORCE_CUDA': '1'})]:
+        cuda_ops, error, _, _ = install_mmcv.cuda_plan(None, gpu, '13.0', env)
         assert not cuda_ops and 'CPU build' in error
 
 
-def test_force_cuda_0_gives_cpu_ops_unless_a_gpu_is_visible():
-    cuda_ops, error, note = install_mmcv.cuda_plan('13.0', False, '13.0', '0')
-    assert not cuda_ops and not error and 'FORCE_CUDA=0' in note
-    # mmcv's setup.py compiles CUDA ops whenever a GPU is visible, FORCE_CUDA or not
-    assert install_mmcv.cuda_plan('13.0', True, '13.0', '0')[:2] == (True, '')
-
-
-def test_build_env_sets_force_cuda_from_the_plan():
+def test_build_env_sets_force_cuda_and_archs_from_the_plan():
     base = {'PATH': '/bin', 'FORCE_CUDA': '1'}
     env = install_mmcv.build_env(base, 3, cuda_ops=False)
     assert env == {'PATH': '/bin', 'FORCE_CUDA': '0', 'MMCV_WITH_OPS': '1', 'MAX_JOBS': '3'}
-    assert install_mmcv.build_env({}, 2, cuda_ops=True)['FORCE_CUDA'] == '1'
+    env = install_mmcv.build_env({}, 2, cuda_ops=True, arch_list='8.0+PTX')
+    assert (env['FORCE_CUDA'], env['TORCH_CUDA_ARCH_LIST']) == ('1', '8.0+PTX')
     assert base['FORCE_CUDA'] == '1'
 
 
@@ -150,10 +174,12 @@ def _fake_machine(monkeypatch, torch, probes, nvcc='13.0'):
     monkeypatch.setattr(install_mmcv, 'run', lambda cmd, **kw: calls.append(cmd))
     monkeypatch.delenv('PIP_FIND_LINKS', raising=False)
     monkeypatch.delenv('FORCE_CUDA', raising=False)
+    monkeypatch.delenv('TORCH_CUDA_ARCH_LIST', raising=False)
     return calls
 
 
-GPU_TORCH = {'version': '2.14.1+cu130', 'cuda': '13.0', 'cuda_available': True}
+GPU_TORCH = {'version': '2.14.1+cu130', 'cuda': '13.0', 'cuda_available': True,
+             'archs': ARCHS}
 CPU_OPS = {'version': '2.1.0', 'cuda': 'not available', 'cuda_op': None}
 CUDA_OPS = {'version': '2.1.0', 'cuda': '13.0', 'cuda_op': 'ok'}
 
@@ -162,7 +188,7 @@ def test_gpu_node_with_cpu_only_mmcv_builds_cuda_ops_into_the_cuda_key(monkeypat
     calls = _fake_machine(monkeypatch, GPU_TORCH, [CPU_OPS, CUDA_OPS])
     built = []
 
-    def build(out_dir, torch_ver, jobs, cuda_ops):
+    def build(out_dir, torch_ver, jobs, cuda_ops, arch_list):
         built.append((out_dir, cuda_ops))
         wheel = os.path.join(out_dir, f'mmcv-2.1.0-{install_mmcv.wheel_tag()}.whl')
         os.makedirs(out_dir, exist_ok=True)
@@ -201,8 +227,19 @@ def test_a_wheelhouse_wheel_is_cached_under_the_key_of_what_it_reports(monkeypat
     house.mkdir()
     name = f'mmcv-2.1.0-{install_mmcv.wheel_tag()}.whl'
     (house / name).write_bytes(b'x')
-    torch = dict(GPU_TORCH, cuda_available=False)  # CUDA torch, nvcc, no GPU: plan says CUDA
-    _fake_machine(monkeypatch, torch, [None, CPU_OPS])
+    torch = dict(GPU_TORCH, cuda_available=False)  # CUDA torch, nvcc, no GPU: CUDA if asked
+    _fake_machine(monkeypatch, torch, [None, CUDA_OPS])
+    monkeypatch.setenv('FORCE_CUDA', '1')
+    assert install_mmcv.main(['--cache', str(tmp_path / 'c'), '--wheelhouse', str(house)]) == 0
+    assert os.listdir(tmp_path / 'c') == ['torch-2.14.1+cu130']
+
+
+def test_a_cpu_ops_wheelhouse_wheel_is_not_cached_as_a_cuda_build(monkeypatch, tmp_path):
+    house = tmp_path / 'house'
+    house.mkdir()
+    (house / f'mmcv-2.1.0-{install_mmcv.wheel_tag()}.whl').write_bytes(b'x')
+    _fake_machine(monkeypatch, dict(GPU_TORCH, cuda_available=False), [None, CPU_OPS])
+    monkeypatch.setenv('FORCE_CUDA', '1')  # the plan says CUDA ops, the wheel has CPU ops
     assert install_mmcv.main(['--cache', str(tmp_path / 'c'), '--wheelhouse', str(house)]) == 0
     assert os.listdir(tmp_path / 'c') == ['torch-2.14.1+cu130-cpu-ops']
 
@@ -218,4 +255,5 @@ def test_torch_probe_reads_the_real_torch():
     info = install_mmcv._probe(install_mmcv._TORCH_PROBE)
     assert info == {'version': torch.__version__,
                                             'cuda': torch.version.cuda,
-                                            'cuda_available': torch.cuda.is_available()}
+                                            'cuda_available': torch.cuda.is_available(),
+                                            'archs': torch.cuda.get_arch_list()}
