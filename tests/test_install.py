@@ -113,3 +113,7 @@ def test_check_fresh_install_runs_make_demo_on_a_clean_clone_home_and_no_wheelho
     assert lines['links'] == 'unset cache: unset' and lines['cached'] == ''
     assert 'index-url = file:///idx' in out and 'check-fresh-install: passed' in out
     assert not list(tmp_path.glob('pe_dense_fresh.*'))  # removed afterwards
+
+
+def test_make_check_fresh_install_runs_the_script_without_installing_here():
+    assert _make_n('check-fresh-install').splitlines() == ['bash scripts/check_fresh_install.sh']
