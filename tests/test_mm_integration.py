@@ -20,7 +20,7 @@ def _stock(package: str, rel: str) -> Config:
     import os
     root = os.path.dirname(importlib.import_module(package).__file__)
     cfg = Config.fromfile(os.path.join(root, '.mim', 'configs', rel))
-    cfg.custom_imports = dict(imports=['pe_dense'], allow_failed_imports=False)
+    cfg.custom_imports = dict(imports=['pe_dense.backbone'], allow_failed_imports=False)
     return cfg
 
 

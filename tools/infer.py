@@ -164,7 +164,9 @@ def parse_args(argv=None):
 
 def main(argv=None) -> dict:
     from mmengine.config import Config
+    from pe_dense.engine import enable_checkpoint_io
     args = parse_args(argv)
+    enable_checkpoint_io()  # MMEngine checkpoints load with weights_only=True + allowlist
     if args.checkpoint.lower() == 'none':
         args.checkpoint = None
     elif not osp.isfile(args.checkpoint):

@@ -6,7 +6,7 @@ python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--show-dir DIR] [--tta]
 import argparse
 import sys
 
-import pe_dense  # noqa: F401  registers components; safe checkpoint loading
+from pe_dense.engine import enable_checkpoint_io
 from pe_dense.engine.launch import build_runner, common_args, load_config, setup_test
 
 
@@ -22,6 +22,7 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
+    enable_checkpoint_io()  # MMEngine checkpoints load with weights_only=True + allowlist
     cfg = load_config(args.config, args)
     cfg = setup_test(cfg, args.checkpoint, show_dir=args.show_dir, tta=args.tta)
     runner = build_runner(cfg)
