@@ -1,4 +1,9 @@
 """pe_dense: Meta's Perception Encoder as a dense-prediction backbone for OpenMMLab."""
+import os
+import os.path as osp
+import shutil
+import sys
+
 from setuptools import find_packages, setup
 
 # Ranges, not pins: GPU users keep their own torch / CUDA build. The Makefile installs the
@@ -37,6 +42,37 @@ EXTRAS_REQUIRE['all'] = sorted({r for k in ('det', 'seg', 'align', 'core') for r
 # the suite also runs the Albu template test and checks toy labels with scipy.ndimage
 EXTRAS_REQUIRE['test'] = ['pytest>=7', 'albumentations>=1.4', 'scipy>=1.10']
 
+MIM_FILES = ['configs', 'tools', 'model-index.yml']
+
+
+def add_mim_extension():
+    """Ship configs, tools and model-index.yml inside the package as ``pe_dense/.mim``, the
+    OpenMMLab layout: ``_base_ = ['pe_dense::_base_/backbones/pe_spatial_t16.py']`` and ``mim``
+    find them in an installed pe_dense. Editable installs get symlinks, built ones copies."""
+    if any(cmd in sys.argv for cmd in ('develop', 'editable_wheel')):
+        mode = 'copy' if os.name == 'nt' else 'symlink'
+    elif any(cmd in sys.argv for cmd in ('sdist', 'bdist_wheel', 'build', 'build_py')):
+        mode = 'copy'
+    else:
+        return
+    here = osp.dirname(osp.abspath(__file__))
+    mim = osp.join(here, 'pe_dense', '.mim')
+    os.makedirs(mim, exist_ok=True)
+    for name in MIM_FILES:
+        src, dst = osp.join(here, name), osp.join(mim, name)
+        if osp.islink(dst) or osp.isfile(dst):
+            os.remove(dst)
+        elif osp.isdir(dst):
+            shutil.rmtree(dst)
+        if mode == 'symlink':
+            os.symlink(osp.relpath(src, mim), dst)
+        elif osp.isdir(src):
+            shutil.copytree(src, dst, ignore=shutil.ignore_patterns('__pycache__', '*.pyc'))
+        else:
+            shutil.copyfile(src, dst)
+
+
+add_mim_extension()
 setup(
     name='pe_dense',
     version='0.1.0',
@@ -44,6 +80,9 @@ setup(
     long_description=open('README.md', encoding='utf-8').read(),
     long_description_content_type='text/markdown',
     packages=find_packages(include=['pe_dense', 'pe_dense.*']),
+    package_data={'pe_dense': ['.mim/model-index.yml', '.mim/configs/**/*.py',
+                               '.mim/configs/**/*.yml', '.mim/tools/**/*.py',
+                               '.mim/tools/*.sh']},
     python_requires='>=3.9',
     install_requires=INSTALL_REQUIRES,
     extras_require=EXTRAS_REQUIRE,

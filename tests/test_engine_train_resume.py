@@ -22,7 +22,7 @@ def _train(work_dir, *extra):
 
 def _weights(path):
     from pe_dense.models.backbones.checkpoint import load_checkpoint_file
-    return load_checkpoint_file(path)['state_dict']  # weights_only, MMEngine classes allowed
+    return load_checkpoint_file(str(path))['state_dict']  # weights_only, MMEngine classes allowed
 
 
 @pytest.fixture(scope='module')

@@ -86,7 +86,8 @@ def test_importing_pe_dense_changes_nothing_global_until_the_tools_switch_it_on(
     """Third-party modules pe_dense imports (timm, mmdet, ...) are imported first: what they
     change on import is theirs. Then importing every part of pe_dense changes nothing
     (checkpoint loaders, file backends, torch's allowlist, warnings, logging, environment,
-    existing registry entries); ``enable_checkpoint_io`` does change them."""
+    existing registry entries) but add the ``pe_dense::`` config prefix; ``enable_checkpoint_io``
+    does change them."""
     deps = tmp_path / 'deps.json'
     _run(textwrap.dedent(f"""
         import json, sys
@@ -107,10 +108,12 @@ def test_importing_pe_dense_changes_nothing_global_until_the_tools_switch_it_on(
         after_import = changed(before, snapshot())
         from pe_dense.engine import enable_checkpoint_io
         enable_checkpoint_io()
-        print(json.dumps(dict(imported=after_import, enabled=changed(before, snapshot()))))
+        from mmengine.config.utils import MODULE2PACKAGE
+        print(json.dumps(dict(imported=after_import, enabled=changed(before, snapshot()),
+                              prefix=MODULE2PACKAGE.get('pe_dense'))))
         """)
     got = json.loads(_run(code))
-    assert got['imported'] == []
+    assert got['imported'] == [] and got['prefix'] == 'pe_dense'
     assert {'checkpoint_loaders', 'file_backends', 'file_prefixes', 'safe_globals'} <= \
         set(got['enabled'])
 

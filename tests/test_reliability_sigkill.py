@@ -36,7 +36,7 @@ def _env():
 
 def _weights(path):
     from pe_dense.models.backbones.checkpoint import load_checkpoint_file
-    return load_checkpoint_file(path)['state_dict']  # weights_only, MMEngine classes allowed
+    return load_checkpoint_file(str(path))['state_dict']  # weights_only, MMEngine classes allowed
 
 
 def _kill_and_resume(cfg, tmp_path, ready: str, next_ckpt: str, final: str, wait_s: float,

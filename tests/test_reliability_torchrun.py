@@ -66,8 +66,8 @@ def _compare_losses(work1, work2, iters):
 
 def _compare_weights(path1, path2):
     from pe_dense.models.backbones.checkpoint import load_checkpoint_file
-    a = load_checkpoint_file(path1)['state_dict']  # weights_only, MMEngine classes allowed
-    b = load_checkpoint_file(path2)['state_dict']
+    a = load_checkpoint_file(str(path1))['state_dict']  # weights_only, MMEngine classes allowed
+    b = load_checkpoint_file(str(path2))['state_dict']
     assert a.keys() == b.keys()
     for k in a:
         torch.testing.assert_close(b[k], a[k], atol=WEIGHT_ATOL, rtol=0, msg=k)
