@@ -210,3 +210,20 @@ def test_every_config_imports_what_it_uses():
             if lacking:
                 missing[os.path.relpath(path, ROOT)] = (imports, lacking)
     assert missing == {}
+
+
+def test_packages_hold_modules_and_hooks_live_in_engine_hooks():
+    """No empty package (an __init__ with nothing beside it); every hook pe_dense registers is
+    defined under pe_dense/engine/hooks/, where a newcomer looks for it."""
+    import pe_dense.all  # noqa: F401  registers every component
+    from mmengine.registry import HOOKS
+    empty = []
+    for folder, dirs, files in os.walk(os.path.join(ROOT, 'pe_dense')):
+        dirs[:] = [d for d in dirs if d not in ('__pycache__', '.mim')]
+        if '__init__.py' in files and len(files) == 1 and not dirs:
+            empty.append(os.path.relpath(folder, ROOT))
+    assert empty == []
+    ours = {k: v.__module__ for k, v in HOOKS.module_dict.items()
+            if v.__module__.startswith('pe_dense')}
+    assert {'ExportStudentHook', 'RNGStateHook', 'NaNGuardHook'} <= set(ours)
+    assert {k: m for k, m in ours.items() if not m.startswith('pe_dense.engine.hooks.')} == {}
