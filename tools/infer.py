@@ -151,7 +151,8 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument('config')
-    p.add_argument('checkpoint', help="weights file, or 'none' for the config's initialisation "
+    p.add_argument('checkpoint', help="weights file or name (hf://ORG/REPO:FILE, hf-hub:ORG/REPO, "
+                                      "URL), or 'none' for the config's initialisation "
                                       '(init_weights: random heads, init_cfg backbones)')
     p.add_argument('inputs', nargs='+', help='image files and/or folders')
     p.add_argument('--out-dir', required=True)
@@ -165,12 +166,14 @@ def parse_args(argv=None):
 def main(argv=None) -> dict:
     from mmengine.config import Config
     from pe_dense.engine import enable_checkpoint_io
+    from pe_dense.models.backbones.hub import is_checkpoint_name, register_checkpoint_schemes
     args = parse_args(argv)
     enable_checkpoint_io()  # MMEngine checkpoints load with weights_only=True + allowlist
     if args.checkpoint.lower() == 'none':
         args.checkpoint = None
-    elif not osp.isfile(args.checkpoint):
+    elif not osp.isfile(args.checkpoint) and not is_checkpoint_name(args.checkpoint):
         raise FileNotFoundError(f'Checkpoint not found: {args.checkpoint}')
+    register_checkpoint_schemes()  # the inferencers read weights through MMEngine's loader
     scope = Config.fromfile(args.config).get('default_scope')
     if scope not in RUNNERS:
         raise ValueError(f'{args.config}: default_scope {scope!r} has no inference runner '

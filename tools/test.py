@@ -17,7 +17,8 @@ from pe_dense.engine.launch import build_runner, common_args, load_config, setup
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description='Test (and evaluate) a pe_dense model')
     p.add_argument('config', help='config file path')
-    p.add_argument('checkpoint', help='checkpoint file')
+    p.add_argument('checkpoint', help='checkpoint file, or a name: hf://ORG/REPO:FILE, '
+                                      'hf-hub:ORG/REPO, an http(s) URL')
     p.add_argument('--show-dir', help='write pictures of the predictions here')
     p.add_argument('--tta', action='store_true', help='test-time augmentation (cfg.tta_model)')
     p.add_argument('--show', action='store_true', help='show the predictions in a window')

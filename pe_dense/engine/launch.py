@@ -48,6 +48,8 @@ def load_config(path: str, args) -> Config:
 
 def build_runner(cfg: Config) -> Runner:
     """The library's registered runner when the config names one, else MMEngine's."""
+    from pe_dense.models.backbones.hub import register_checkpoint_schemes
+    register_checkpoint_schemes()  # load_from / Pretrained init_cfg may name hf://, timm/, URLs
     start_cpu_distributed(cfg)
     if 'runner_type' in cfg:
         return RUNNERS.build(cfg)
@@ -80,7 +82,8 @@ def setup_train(cfg: Config, resume=None, amp: bool = False, auto_scale_lr: bool
 def setup_test(cfg: Config, checkpoint: str, show_dir=None, tta: bool = False,
                show: bool = False, wait_time: float = 2, out=None) -> Config:
     """--show-dir / --show / --wait-time / --tta / --out, as mmdet's and mmseg's tools/test.py."""
-    if not osp.isfile(checkpoint):
+    from pe_dense.models.backbones.hub import is_checkpoint_name
+    if not osp.isfile(checkpoint) and not is_checkpoint_name(checkpoint):
         raise FileNotFoundError(f'Checkpoint file not found: {checkpoint}')
     cfg.load_from = checkpoint
     if show_dir or show:
