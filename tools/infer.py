@@ -165,9 +165,10 @@ def parse_args(argv=None):
 
 def main(argv=None) -> dict:
     from mmengine.config import Config
-
+    from pe_dense.engine import enable_checkpoint_io
     from pe_dense.models.backbones.hub import is_checkpoint_name, register_checkpoint_schemes
     args = parse_args(argv)
+    enable_checkpoint_io()  # MMEngine checkpoints load with weights_only=True + allowlist
     if args.checkpoint.lower() == 'none':
         args.checkpoint = None
     elif not osp.isfile(args.checkpoint) and not is_checkpoint_name(args.checkpoint):

@@ -7,8 +7,6 @@ import argparse
 import json
 import sys
 
-import pe_dense  # noqa: F401  registers the components (installed by `make`)
-
 from pe_dense.toy import GENERATORS, make_toy
 
 

@@ -41,6 +41,11 @@ def load_checkpoint_file(path: str, extra_safe_globals: Iterable = ()) -> dict:
     try:
         # Only the extras not yet allowed are added for this call, and only they are removed
         # afterwards: the process-wide allowlist (pe_dense.engine.safe_checkpoint) stays intact.
+        # MMEngine's training-state classes are allowed for this call too, so a pe_dense
+        # checkpoint loads without switching on the process-wide allowlist.
+        from pe_dense.engine.safe_checkpoint import mmengine_safe_globals, supports_named_allowlist
+        if supports_named_allowlist():
+            extra_safe_globals = [*extra_safe_globals, *mmengine_safe_globals()]
         allowed = set(map(_global_key, torch.serialization.get_safe_globals()))
         extras = [g for g in extra_safe_globals if _global_key(g) not in allowed]
         with torch.serialization.safe_globals(extras):
