@@ -16,7 +16,6 @@ from mmengine.runner import Runner
 
 import pe_dense.core  # noqa: F401  registers the CLIP model, datasets and metrics
 from pe_dense.engine import enable_checkpoint_io
-from pe_dense.models.backbones.hub import register_checkpoint_schemes
 from pe_dense.models.clip.checkpoint import CheckpointError
 
 
@@ -62,8 +61,7 @@ def build_cfg(args) -> Config:
 
 def main(argv=None) -> dict:
     args = parse_args(argv)
-    enable_checkpoint_io()  # MMEngine checkpoints load with weights_only=True + allowlist
-    register_checkpoint_schemes()  # --checkpoint may be hf://, hf-hub:, a URL
+    enable_checkpoint_io()  # allowlisted loading; --checkpoint may be hf://, hf-hub:, a URL
     runner = Runner.from_cfg(build_cfg(args))
     if args.checkpoint:
         try:  # official whole-CLIP / exported weights

@@ -166,14 +166,13 @@ def parse_args(argv=None):
 def main(argv=None) -> dict:
     from mmengine.config import Config
     from pe_dense.engine import enable_checkpoint_io
-    from pe_dense.models.backbones.hub import is_checkpoint_name, register_checkpoint_schemes
+    from pe_dense.models.backbones.hub import is_checkpoint_name
     args = parse_args(argv)
-    enable_checkpoint_io()  # MMEngine checkpoints load with weights_only=True + allowlist
+    enable_checkpoint_io()  # allowlisted loading; the inferencers may read weights by name
     if args.checkpoint.lower() == 'none':
         args.checkpoint = None
     elif not osp.isfile(args.checkpoint) and not is_checkpoint_name(args.checkpoint):
         raise FileNotFoundError(f'Checkpoint not found: {args.checkpoint}')
-    register_checkpoint_schemes()  # the inferencers read weights through MMEngine's loader
     scope = Config.fromfile(args.config).get('default_scope')
     if scope not in RUNNERS:
         raise ValueError(f'{args.config}: default_scope {scope!r} has no inference runner '

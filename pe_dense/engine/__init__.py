@@ -11,6 +11,9 @@ from . import atomic_io, cpu_distributed, loops, safe_checkpoint  # noqa: F401
 def enable_checkpoint_io() -> None:
     """Resume on torch >= 2.6 with weights_only=True and an allowlist of MMEngine's classes
     (``safe_checkpoint``), and write local checkpoints to a temp file, then rename
-    (``atomic_io``). Both replace MMEngine's local handlers for the whole process."""
+    (``atomic_io``), and let ``load_from`` / ``--checkpoint`` name weights (``hf://``, ``hf-hub:``,
+    ``timm/``, URLs). All replace MMEngine's handlers for the whole process."""
+    from pe_dense.models.backbones.hub import register_checkpoint_schemes
     safe_checkpoint.install()
     atomic_io.install()
+    register_checkpoint_schemes()
