@@ -1,4 +1,4 @@
-"""Spatial alignment of PE-Core into PE-Spatial (paper section on PE-Spatial, REFERENCE 3).
+"""Spatial alignment of PE-Core into PE-Spatial (arXiv 2504.13181, section 5).
 
 The student starts from PE-Core and learns two things at once: keep the semantics of the frozen
 teacher's intermediate layer (token-wise cosine), and take SAM 2.1's notion of "which pixels
@@ -126,7 +126,8 @@ class SpatialAligner(TokenDistillBase):
         student: PE config of the student, e.g. ``arch='PE-Spatial-G14-448'`` with
             ``init_cfg=dict(type='Pretrained', checkpoint=<PE-Core-G14-448.pt>)``: the Spatial
             arch has no pooling head and LayerScale 0.1, initialised where Core has none.
-        teacher: ``FrozenPETeacher`` settings: ``dict(backbone=<PE cfg>, layer=41)``.
+        teacher: ``FrozenPETeacher`` settings: ``dict(backbone=<PE cfg>, layer=40)`` (the
+            paper's layer 41, counted from 1).
         sam_teacher: ``SAM2Teacher`` settings; optional when every sample has cached targets.
         cos_weight, sam_weight: loss weights.
         mask_ratio: share of the student's patch tokens replaced by the mask token.
