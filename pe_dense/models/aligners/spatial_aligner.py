@@ -156,7 +156,7 @@ class SpatialAligner(TokenDistillBase):
         if cached is not None:
             maps = torch.stack([torch.as_tensor(t) for t in cached]).to(images.device).float()
         elif self.sam_teacher is not None:
-            maps = self.sam_teacher(images, hw)
+            maps = self._online_sam_maps(images, data_samples, hw)
         else:
             raise ValueError('SpatialAligner: no cached sam_targets in the batch and no '
                              'sam_teacher configured')
@@ -164,6 +164,19 @@ class SpatialAligner(TokenDistillBase):
             maps = F.interpolate(maps, size=tuple(hw), mode='bilinear', align_corners=False,
                                  antialias=True)
         return maps_to_tokens(maps)
+
+    def _online_sam_maps(self, images: torch.Tensor, data_samples, hw) -> torch.Tensor:
+        """SAM on the aligned picture, as the cache tool computes it: flipped samples are
+        unflipped for SAM and their maps flipped back (SAM is not flip-equivariant, so SAM of
+        the flipped picture would not equal the flipped cached map)."""
+        flips = samples_field(data_samples, 'flip')
+        flip = torch.tensor([bool(f) for f in flips], device=images.device) if flips else None
+        if flip is not None and flip.any():
+            images = torch.where(flip[:, None, None, None], images.flip(-1), images)
+        maps = self.sam_teacher(images, hw)
+        if flip is not None and flip.any():
+            maps = torch.where(flip[:, None, None, None], maps.flip(-1), maps)
+        return maps
 
     def loss(self, images: torch.Tensor, data_samples=None) -> Dict[str, torch.Tensor]:
         student, hw = self.student_tokens(images, masked=True)
