@@ -102,9 +102,13 @@ def test_toy_alignment_improves_heldout(tmp_path, one_thread):
     train = ImageFolderDataset(data_root=f'{tmp}/toy', data_prefix=dict(img_path='train'))
     val = ImageFolderDataset(data_root=f'{tmp}/toy', data_prefix=dict(img_path='val'))
     items = [(d['key'], d['img_path']) for d in map(train.get_data_info, range(len(train)))]
-    assert fill_cache(items, compute, cache, progress=False)['written'] == 8
+    resize = AlignResize(cfg.img_size)  # SAM sees the aligned training picture
+
+    def aligned(path):
+        return resize(dict(img=read_rgb(path)))['img']
+
+    assert fill_cache(items, compute, cache, progress=False, load=aligned)['written'] == 8
     val_info = [val.get_data_info(i) for i in range(len(val))]
-    resize = AlignResize(cfg.img_size)
     val_imgs = torch.stack([torch.from_numpy(resize(dict(img=read_rgb(d['img_path'])))['img'])
                             .permute(2, 0, 1).float() for d in val_info])
     val_sam = sam(val_imgs, grid_hw)

@@ -37,9 +37,9 @@ def test_paper_settings(name, arch, sizes):
 
 def test_video_and_distill_configs():
     video = Config.fromfile('configs/core/pe_core_b16_video_ft.py')
-    assert video.train_dataloader.dataset.type == 'VideoTextDataset'
-    assert video.train_dataloader.dataset.pipeline[0] == dict(type='ClipLoadVideoFrames',
-                                                              num_frames=8)
+    sources = video.train_dataloader.dataset.datasets  # images (cooldown) + videos
+    assert [d['type'] for d in sources] == ['ImageTextDataset', 'VideoTextDataset']
+    assert sources[1].pipeline[0] == dict(type='ClipLoadVideoFrames', num_frames=8)
     distill = Config.fromfile('configs/core/pe_core_b16_distill_from_g.py')
     assert distill.model.distill.teacher.vision.arch == 'PE-Core-G14-448'
     assert distill.optim_wrapper.optimizer.weight_decay == 0.0

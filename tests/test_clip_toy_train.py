@@ -19,7 +19,7 @@ from pe_dense.toy.imagetext import make_imagetext
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CONFIG = osp.join(ROOT, 'configs', 'core', 'pe_core_toy.py')
-BUDGET_S = 300  # training + evaluation, one thread (the 5 CPU minutes)
+BUDGET_S = 300  # training + evaluation, one thread (a 5 CPU-minute budget)
 
 
 def _distinct_captions(root: str) -> int:

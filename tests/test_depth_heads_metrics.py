@@ -186,8 +186,8 @@ def test_nyu_configs_build_and_predict_metric_depth(name):
     head = cfg.model.decode_head
     head.in_channels = [TINY_PE['width']] * 4
     head.norm_cfg = dict(type='BN')
+    bb.out_indices = (0, 1, 2, 3)  # both configs tap four blocks of the 50
     if 'dpt' in name:
-        bb.out_indices = (0, 1, 2, 3)
         head.update(embed_dims=TINY_PE['width'], post_process_channels=[8, 8, 16, 16],
                     channels=8)
     cfg.model.data_preprocessor.test_cfg = dict(size_divisor=TINY_PE['patch_size'])

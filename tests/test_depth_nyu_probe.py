@@ -17,6 +17,7 @@ from mmengine.config import Config
 from mmengine.runner import Runner
 
 import pe_dense.seg  # noqa: F401  registers the seg components
+from pe_dense.models.decode_heads import spaced_layers
 from pe_dense.toy import make_nyu
 
 CONFIG = osp.join(osp.dirname(__file__), '..', 'configs', 'nyu', 'pe_spatial_g14_linear4_nyu.py')
@@ -62,6 +63,7 @@ def toy_cfg(root: str, work_dir: str, iters: int, mode: str = 'bins', hw=(H, W))
     cfg.work_dir = work_dir
     bb = cfg.model.backbone
     bb.arch, bb.img_size, bb.init_cfg = TINY_PE, 64, None
+    bb.out_indices = tuple(spaced_layers(TINY_PE['depth']))  # DINOv2's rule, tiny depth
     head = cfg.model.decode_head
     head.in_channels = [TINY_PE['width']] * len(cfg.probe_layers)
     head.norm_cfg = dict(type='BN', requires_grad=True)

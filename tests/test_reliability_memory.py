@@ -1,7 +1,7 @@
 """Per-GPU memory of PE-G training under DDP vs FSDP, computed; docs/distributed.md prints the table.
 
 Run ``python tests/test_reliability_memory.py`` to print the table. Model: PE-Spatial-G14
-(width 1536, depth 50, mlp 8960, REFERENCE section 1). Assumptions (stated in the doc): fp32
+(width 1536, depth 50, mlp 8960, official core/vision_encoder/config.py). Assumptions (stated in the doc): fp32
 master weights, fp32 grads, AdamW with 2 fp32 states, bf16 activations, one image per GPU,
 activation checkpointing per block (stored: every block's input; live: one block's
 internals during recompute), windowed attention via SDPA (no N^2 score matrix kept).

@@ -21,6 +21,8 @@ def tiny_cfg(path: str) -> Config:
     cfg = Config.fromfile(osp.join(ROOT, path))
     bb = cfg.model.backbone
     bb.arch, bb.img_size, bb.init_cfg = TINY_PE, 64, None
+    if len(bb.out_indices) == 4:  # the depth probe's spaced blocks, for the tiny depth
+        bb.out_indices = tuple(range(TINY_PE['depth']))
     head = cfg.model.decode_head
     head.in_channels = [TINY_PE['width']] * len(head.in_channels)
     head.norm_cfg = dict(type='BN')

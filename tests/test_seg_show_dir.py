@@ -45,6 +45,8 @@ def write_images(root, split_dirs, ann, n=2):
 def shrink(cfg: Config, root: str, work: str) -> Config:
     bb = cfg.model.backbone
     bb.update(arch=TINY_PE, img_size=64, init_cfg=None)
+    if len(bb.out_indices) == 4:  # the depth probe's spaced blocks, for the tiny depth
+        bb.out_indices = tuple(range(TINY_PE['depth']))
     head = cfg.model.decode_head
     head.update(in_channels=[TINY_PE['width']] * len(head.in_channels),
                 norm_cfg=dict(type='BN'))

@@ -3,13 +3,18 @@
     python tools/cache_sam_targets.py CONFIG [--out DIR] [--max-images N] [--split train]
 
 Reads ``sam_cache`` (dict(root, grid_hw)) and ``model.sam_teacher`` from the config; writes one
-fp16 file per image, atomically; reruns skip existing files (resumable).
+fp16 file per image, atomically; reruns skip existing files (resumable). SAM sees the picture
+the student is trained on: the train pipeline's transforms before ``LoadSAMTargets`` (load and
+square resize to 448 px), exactly as the aligner's online path (no cache) does, so a cache can
+be swapped in without changing the loss.
 """
 import argparse
+import copy
 import json
 
 import torch
 from mmengine.config import Config
+from mmengine.dataset import Compose
 from mmengine.registry import DATASETS, MODELS, init_default_scope
 
 import pe_dense.align  # noqa: F401  registers the SAM teacher and the datasets
@@ -27,6 +32,20 @@ def parse_args():
     return p.parse_args()
 
 
+def aligned_input_steps(pipeline, where: str) -> list:
+    """The train pipeline's transforms before ``LoadSAMTargets``: they make SAM's input."""
+    pipeline = [dict(t) for t in pipeline]
+    names = [t['type'] for t in pipeline]
+    if 'LoadSAMTargets' not in names:
+        raise KeyError(f'{where}: train_dataloader.dataset.pipeline has no LoadSAMTargets')
+    steps = pipeline[:names.index('LoadSAMTargets')]
+    random = [n for n in names[:len(steps)] if 'Random' in n or 'Flip' in n]
+    if random:
+        raise ValueError(f'{where}: random transforms {random} come before LoadSAMTargets; the '
+                         'cached picture must be the same every epoch (flip after loading)')
+    return steps
+
+
 def main():
     args = parse_args()
     cfg = Config.fromfile(args.config)
@@ -36,20 +55,22 @@ def main():
     root = args.out or cfg.sam_cache['root']
     grid_hw = tuple(cfg.sam_cache['grid_hw'])
     ds_cfg = dict(cfg[f'{args.split}_dataloader']['dataset'], pipeline=[], lazy_init=False)
+    steps = aligned_input_steps(cfg.train_dataloader.dataset.pipeline, args.config)
+    to_input = Compose(copy.deepcopy(steps))
     dataset = DATASETS.build(ds_cfg)
     scfg = dict(cfg.model['sam_teacher'])
     scfg.setdefault('type', 'SAM2Teacher')
     teacher = MODELS.build(scfg).to(args.device)
     cache = SAMTargetCache(root)
-    cache.check_meta(dict(sam=scfg, grid_hw=list(grid_hw)))
+    cache.check_meta(dict(sam=scfg, grid_hw=list(grid_hw), input=steps))
 
     def compute(rgb):
         x = torch.from_numpy(rgb).permute(2, 0, 1)[None].float().to(args.device)
         return teacher(x, grid_hw)[0]
 
-    items = [(d['key'], d['img_path']) for d in (dataset.get_data_info(i)
-                                                  for i in range(len(dataset)))]
-    stats = fill_cache(items, compute, cache, args.max_images, not args.no_progress)
+    items = [(d['key'], d) for d in (dataset.get_data_info(i) for i in range(len(dataset)))]
+    stats = fill_cache(items, compute, cache, args.max_images, not args.no_progress,
+                       load=lambda info: to_input(copy.deepcopy(info))['img'])
     print(json.dumps(dict(cache=root, **stats)))
 
 

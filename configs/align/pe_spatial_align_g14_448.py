@@ -1,5 +1,6 @@
-# PE-Core-G14-448 -> PE-Spatial-G14-448 spatial alignment (paper: PE-Spatial; REFERENCE 3).
-# From the paper: student & teacher PE-Core-G, teacher = frozen layer 41, SAM 2.1-L mask logits of
+# PE-Core-G14-448 -> PE-Spatial-G14-448 spatial alignment (arXiv 2504.13181, section 5).
+# From the paper: student & teacher PE-Core-G, teacher = frozen layer 41 counted from 1, i.e.
+#   block index 40 (the rule is in docs/align.md, "Teacher layer"), SAM 2.1-L mask logits of
 #   a 32x32 point grid with a pairwise-similarity MSE, 75% MaskFeat masking, DropPath,
 #   LayerScale 0.1, 448 px, no detection data.
 # Our choices (not published; see docs/align.md): loss weights 1/1, drop path 0.1, LAMB lr 2e-4
@@ -22,7 +23,7 @@ model = dict(
                  init_cfg=dict(type='Pretrained', checkpoint=core_ckpt)),
     teacher=dict(backbone=dict(type='PE', arch='PE-Core-G14-448',
                                init_cfg=dict(type='Pretrained', checkpoint=core_ckpt)),
-                 layer=41),
+                 layer=40),  # the paper's "layer 41" (counted from 1)
     sam_teacher=dict(size='l', checkpoint=sam_ckpt, grid=32, mask_select='single', chunk=4),
     cos_weight=1.0, sam_weight=1.0, mask_ratio=0.75)
 

@@ -1,4 +1,4 @@
-# Distil PE-Spatial-T16-512 from the aligned PE-Spatial-G14-448 (REFERENCE 3: pairwise token
+# Distil PE-Spatial-T16-512 from the aligned PE-Spatial-G14-448 (arXiv 2504.13181, section 5: pairwise token
 # cosine similarity + direct feature distillation). Paper: the two losses and the G teacher.
 # Our choices: teacher = G's last block, student input 512 px (teacher input resized to the same
 # 32x32 token grid at 448 px), linear projection 192 -> 1536 for the feature loss, weights 1/1,

@@ -5,7 +5,7 @@ max_iters = 656_000
 schedule = [(0, 98), (int(max_iters * 0.35), 154), (int(max_iters * 0.6), 224),
             (int(max_iters * 0.8), 336), (int(max_iters * 0.95), 448)]
 model = dict(vision=dict(arch=arch, with_cp=True), text=dict(arch=arch))
-custom_hooks = [dict(type='ProgressiveResolutionHook', schedule=schedule, target='preprocessor'),
+custom_hooks = [dict(type='ProgressiveResolutionHook', schedule=schedule, target='pipeline'),
                 dict(type='RNGStateHook')]
 train_dataloader = dict(batch_size=128)  # x 1024 GPUs
 param_scheduler = [

@@ -17,7 +17,7 @@ val_ann, val_img = 'annotations/val.json', 'val/'
 classes = ('circle', 'square', 'triangle')  # names exactly as in the json 'categories'
 image_size = 1024                       # square training crop; 1024 is a good default
 pe_arch = 'PE-Spatial-B16-512'          # S16 / B16 / L14 / G14; Spatial towers are made for dense tasks
-pe_width, pe_depth = 768, 12            # of pe_arch (docs/backbone.md, REFERENCE section 1)
+pe_width, pe_depth = 768, 12            # of pe_arch (docs/backbone.md)
 pe_checkpoint = 'checkpoints/PE-Spatial-B16-512.pt'  # official .pt, timm or safetensors
 window_size, global_blocks = 16, (2, 5, 8, 11)  # ViTDet-style; (0, ()) = global attention
 frozen_stages = -1                      # -1: fine-tune all; N: freeze the stem + first N blocks

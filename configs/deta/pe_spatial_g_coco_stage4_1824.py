@@ -28,7 +28,8 @@ train_pipeline = [
     dict(type='FilterAnnotations', min_gt_bbox_wh=(1e-2, 1e-2)),
     dict(type='PackDetInputs'),
 ]
-# REFERENCE section 6: short edge 1792, long edge capped at 1792, zero-padded to 1824.
+# As the official DETA_pe test transform: short edge 1792, long edge capped at 1792, zero-padded
+# to 1824.
 test_pipeline = [
     dict(type='LoadImageRobust', on_error='raise', backend_args=backend_args),
     dict(type='Resize', scale=(image_size - 32, image_size - 32), keep_ratio=True),

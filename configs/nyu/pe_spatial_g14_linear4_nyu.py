@@ -1,7 +1,10 @@
-# PE-Spatial-G frozen depth probe on NYU depth v2 (DINOv2 'linear4' protocol):
-# tokens of the last four blocks, concatenated (plus the cls token for archs that have one,
-# see docs/depth.md), bilinearly upsampled x4, BN + 1x1 conv to 256 depth bins; depth is the
-# softmax-weighted mean of the bin centres. `head_mode='regression'` switches to one channel.
+# PE-Spatial-G frozen depth probe on NYU depth v2, DINOv2's depth 'linear4' probe
+# (facebookresearch/dinov2, dinov2/eval/depth/models/decode_heads/linear_head.py and
+# dinov2/hub/depthers.py): tokens of four evenly spaced blocks (the last of each quarter:
+# 11, 24, 36, 49 of PE-G's 50; plus each block's cls token for archs that have one, see
+# docs/depth.md), concatenated, bilinearly upsampled x4, no BatchNorm, 1x1 conv to 256 logits;
+# ReLU + 0.1 normalised to sum 1 over bins at linspace(1e-3, max_depth, 256); DINOv2's SigLoss
+# (weight 10). `head_mode='regression'` switches to one channel.
 _base_ = [
     '../_base_/backbones/pe_spatial_g14.py', '../_base_/datasets/nyu.py',
     '../_base_/schedules/seg_depth_38k.py'
@@ -11,7 +14,7 @@ _base_ = [
 arch = _base_.pe_arch
 embed_dim = _base_.pe_width
 patch_size = _base_.pe_patch_size
-probe_layers = (-4, -3, -2, -1)
+probe_layers = (11, 24, 36, 49)  # pe_dense.models.decode_heads.spaced_layers(50)
 head_mode = 'bins'
 max_depth = {{_base_.max_depth}}
 crop_size = {{_base_.crop_size}}
@@ -44,9 +47,11 @@ model = dict(
         num_bins=256,
         min_depth=1e-3,
         max_depth=max_depth,
+        bin_spacing='ud',
+        bin_norm='linear',
+        batch_norm=False,
         upsample=4,
-        norm_cfg=dict(type='SyncBN', requires_grad=True),
         align_corners=False,
-        loss_decode=dict(type='SiLogLoss')),
+        loss_decode=dict(type='SigLoss', loss_weight=10.0)),
     train_cfg=dict(),
     test_cfg=dict(mode='whole'))

@@ -81,18 +81,21 @@ class SAMTargetCache:
         os.replace(path + '.tmp', path)
 
 
-def fill_cache(items: Iterable[Tuple[str, str]], compute: Callable[[np.ndarray], torch.Tensor],
+def fill_cache(items: Iterable[Tuple[str, object]], compute: Callable[[np.ndarray], torch.Tensor],
                cache: SAMTargetCache, max_images: Optional[int] = None,
-               progress: bool = True) -> Dict[str, int]:
-    """Compute ``compute(rgb)`` for every (key, img_path) not cached yet, at most ``max_images``."""
+               progress: bool = True,
+               load: Callable[[object], np.ndarray] = read_rgb) -> Dict[str, int]:
+    """Compute ``compute(load(source))`` for every (key, source) not cached yet, at most
+    ``max_images``. ``load`` makes the picture SAM sees: the training pipeline's aligned
+    picture (``tools/cache_sam_targets.py``), so cached and online targets agree."""
     items = list(items)
     todo = [(k, p) for k, p in items if not cache.exists(k)]
     stats = dict(total=len(items), cached_before=len(items) - len(todo), written=0)
     if max_images is not None:
         todo = todo[:max_images]
     bar = ProgressBar(len(todo)) if progress and todo else None
-    for key, img_path in todo:
-        cache.save(key, compute(read_rgb(img_path)))
+    for key, source in todo:
+        cache.save(key, compute(load(source)))
         stats['written'] += 1
         if bar is not None:
             bar.update()

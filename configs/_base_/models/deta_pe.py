@@ -1,4 +1,4 @@
-# DETA on PE-Spatial-G ("Gwin384"), as the official DETA_pe model (REFERENCE sections 5-6):
+# DETA on PE-Spatial-G ("Gwin384"), as the official DETA_pe model (apps/detection/DETA_pe):
 # the G tower with a 16x16 patch (14x14 kernel resized bicubically on load), its 448 px pos-emb
 # resampled to a 24x24 grid and tiled over the image, 24x24 window attention except in blocks
 # 12/24/36/49, EVA-style RoPE, no final norm; simple FPN from the last block (stride 8/16/32),

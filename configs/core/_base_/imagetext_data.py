@@ -1,6 +1,7 @@
 # Image-text data: JSONL/CSV manifest (or tar shards, see docs/core.md), PE's transforms.
 # Training: our augmentation (random resized crop, brightness/saturation jitter), then PE's squash
-# resize. The train resolution follows ProgressiveResolutionHook (resize on the device).
+# resize. ProgressiveResolutionHook sets the crop size of each training batch (the stage's
+# resolution, cropped from the source picture); validation runs at img_size, the test size.
 data_root = 'data/imagetext'
 img_size = 224
 train_pipeline = [

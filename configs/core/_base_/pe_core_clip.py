@@ -16,7 +16,7 @@ model = dict(
     mask_reg=dict(batch_fraction=1 / 16, mask_ratio=0.5, loss_weight=1.0),
     data_preprocessor=dict(type='ClipDataPreprocessor'))
 
-custom_hooks = [dict(type='ProgressiveResolutionHook', schedule=schedule, target='preprocessor'),
+custom_hooks = [dict(type='ProgressiveResolutionHook', schedule=schedule, target='pipeline'),
                 dict(type='RNGStateHook')]
 
 optim_wrapper = dict(

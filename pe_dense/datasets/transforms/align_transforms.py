@@ -81,11 +81,12 @@ class AlignRandomFlip(BaseTransform):
 
 @TRANSFORMS.register_module()
 class PackAlignInputs(BaseTransform):
-    """-> dict(inputs=(3, H, W) uint8 RGB, data_samples=dict(key, img_path[, sam_targets]))."""
+    """-> dict(inputs=(3, H, W) uint8 RGB, data_samples=dict(key, img_path, flip[, sam_targets]))."""
 
     def transform(self, results: dict) -> dict:
         img = torch.from_numpy(np.ascontiguousarray(results['img'])).permute(2, 0, 1)
-        sample = dict(key=results.get('key'), img_path=results.get('img_path'))
+        sample = dict(key=results.get('key'), img_path=results.get('img_path'),
+                      flip=bool(results.get('flip', False)))
         if 'sam_targets' in results:
             sample['sam_targets'] = results['sam_targets']
         return dict(inputs=img, data_samples=sample)

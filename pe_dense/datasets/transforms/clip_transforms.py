@@ -111,11 +111,14 @@ class ClipLoadVideoFrames(BaseTransform):
 
 @TRANSFORMS.register_module()
 class ClipResize(BaseTransform):
-    """Squash resize to ``scale`` x ``scale`` (PE's eval transform). ``scale`` is the attribute
-    ProgressiveResolutionHook changes in 'pipeline' mode."""
+    """Squash resize to ``scale`` x ``scale`` (PE's eval transform). ProgressiveResolutionHook
+    sets ``scale`` per batch through ``set_output_size``."""
 
     def __init__(self, scale: int, interpolation: str = 'bilinear', backend: str = 'pillow'):
         self.scale, self.interpolation, self.backend = scale, interpolation, backend
+
+    def set_output_size(self, size: int) -> None:
+        self.scale = size
 
     def transform(self, results: dict) -> dict:
         size = (self.scale, self.scale)
@@ -127,13 +130,18 @@ class ClipResize(BaseTransform):
 @TRANSFORMS.register_module()
 class ClipRandomResizedCrop(BaseTransform):
     """Random crop of ``scale`` area fraction and ``ratio`` aspect range (Inception-style),
-    squashed to ``size``; ``size=None`` keeps the crop size (a later ClipResize sets it)."""
+    squashed to ``size``; ``size=None`` keeps the crop size (a later ClipResize sets it).
+    ProgressiveResolutionHook sets ``size`` per batch through ``set_output_size``, so every
+    stage crops the source picture straight to its resolution."""
 
     def __init__(self, size: Optional[int] = None, scale: Tuple[float, float] = (0.5, 1.0),
                  ratio: Tuple[float, float] = (3 / 4, 4 / 3), backend: str = 'pillow'):
         if not 0 < scale[0] <= scale[1] <= 1:
             raise ValueError(f'scale must satisfy 0 < min <= max <= 1, got {scale}')
         self.size, self.scale, self.ratio, self.backend = size, scale, ratio, backend
+
+    def set_output_size(self, size: int) -> None:
+        self.size = size
 
     def _box(self, h: int, w: int):
         for _ in range(10):

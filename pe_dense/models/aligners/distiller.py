@@ -1,6 +1,6 @@
 """Distilling smaller PE-Spatial models (T/S/B/L) from a larger aligned one (G).
 
-Two signals (REFERENCE 3): the student's pairwise token cosine similarities match the teacher's
+Two signals (arXiv 2504.13181, section 5): the student's pairwise token cosine similarities match the teacher's
 (width-free), and its tokens, linearly projected to the teacher's width, match the teacher's
 tokens directly. Both models see the same picture; the teacher's input is resized so that its
 token grid equals the student's even when the patch sizes differ (14 vs 16).

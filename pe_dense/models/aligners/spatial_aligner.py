@@ -1,4 +1,4 @@
-"""Spatial alignment of PE-Core into PE-Spatial (paper section on PE-Spatial, REFERENCE 3).
+"""Spatial alignment of PE-Core into PE-Spatial (arXiv 2504.13181, section 5).
 
 The student starts from PE-Core and learns two things at once: keep the semantics of the frozen
 teacher's intermediate layer (token-wise cosine), and take SAM 2.1's notion of "which pixels
@@ -126,7 +126,8 @@ class SpatialAligner(TokenDistillBase):
         student: PE config of the student, e.g. ``arch='PE-Spatial-G14-448'`` with
             ``init_cfg=dict(type='Pretrained', checkpoint=<PE-Core-G14-448.pt>)``: the Spatial
             arch has no pooling head and LayerScale 0.1, initialised where Core has none.
-        teacher: ``FrozenPETeacher`` settings: ``dict(backbone=<PE cfg>, layer=41)``.
+        teacher: ``FrozenPETeacher`` settings: ``dict(backbone=<PE cfg>, layer=40)`` (the
+            paper's layer 41, counted from 1).
         sam_teacher: ``SAM2Teacher`` settings; optional when every sample has cached targets.
         cos_weight, sam_weight: loss weights.
         mask_ratio: share of the student's patch tokens replaced by the mask token.
@@ -155,7 +156,7 @@ class SpatialAligner(TokenDistillBase):
         if cached is not None:
             maps = torch.stack([torch.as_tensor(t) for t in cached]).to(images.device).float()
         elif self.sam_teacher is not None:
-            maps = self.sam_teacher(images, hw)
+            maps = self._online_sam_maps(images, data_samples, hw)
         else:
             raise ValueError('SpatialAligner: no cached sam_targets in the batch and no '
                              'sam_teacher configured')
@@ -163,6 +164,19 @@ class SpatialAligner(TokenDistillBase):
             maps = F.interpolate(maps, size=tuple(hw), mode='bilinear', align_corners=False,
                                  antialias=True)
         return maps_to_tokens(maps)
+
+    def _online_sam_maps(self, images: torch.Tensor, data_samples, hw) -> torch.Tensor:
+        """SAM on the aligned picture, as the cache tool computes it: flipped samples are
+        unflipped for SAM and their maps flipped back (SAM is not flip-equivariant, so SAM of
+        the flipped picture would not equal the flipped cached map)."""
+        flips = samples_field(data_samples, 'flip')
+        flip = torch.tensor([bool(f) for f in flips], device=images.device) if flips else None
+        if flip is not None and flip.any():
+            images = torch.where(flip[:, None, None, None], images.flip(-1), images)
+        maps = self.sam_teacher(images, hw)
+        if flip is not None and flip.any():
+            maps = torch.where(flip[:, None, None, None], maps.flip(-1), maps)
+        return maps
 
     def loss(self, images: torch.Tensor, data_samples=None) -> Dict[str, torch.Tensor]:
         student, hw = self.student_tokens(images, masked=True)

@@ -1,4 +1,5 @@
-"""The released PE vision towers (REFERENCE section 1) and custom-size resolution."""
+"""The released PE vision towers (official `core/vision_encoder/config.py`) and custom-size
+resolution."""
 from typing import Dict, Union
 
 # name: (patch, width, depth, heads, mlp, cls token, pool, out dim, LayerScale, ln_post, native px)

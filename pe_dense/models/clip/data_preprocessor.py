@@ -1,7 +1,7 @@
 """Batches images/videos for PE: stack, scale to [0, 1], normalise with PE's mean = std = 0.5.
 
-``size`` (set by ProgressiveResolutionHook in 'preprocessor' mode) squash-resizes the batch on
-the model's device, so a resolution change takes effect at once even with persistent workers.
+``size`` (set by ProgressiveResolutionHook in 'preprocessor' mode) squash-resizes training
+batches on the model's device; validation and test batches keep the test pipeline's size.
 """
 from typing import Optional, Sequence
 
@@ -43,4 +43,5 @@ class ClipDataPreprocessor(BaseDataPreprocessor):
             raise ValueError('ClipDataPreprocessor: inputs must be (B, 3, H, W) images or '
                              f'(B, T, 3, H, W) videos, got {tuple(inputs.shape)}')
         x = (inputs.float() - self.mean) / self.std
-        return dict(inputs=self._resize(x), data_samples=data.get('data_samples'))
+        x = self._resize(x) if training else x
+        return dict(inputs=x, data_samples=data.get('data_samples'))

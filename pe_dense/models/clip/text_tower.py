@@ -16,7 +16,8 @@ from torch import nn
 LN_EPS = 1e-5
 VOCAB_SIZE = 49408  # the CLIP BPE vocabulary shipped with open_clip
 
-# Official text configs (REFERENCE section 1): context, width, layers, heads, output dim.
+# Official text configs (`PE_TEXT_CONFIG`, core/vision_encoder/config.py): context, width,
+# layers, heads, output dim.
 TEXT_CONFIGS = {
     'PE-Core-G14-448': dict(context_length=72, width=1280, layers=24, heads=20, output_dim=1280),
     'PE-Core-L14-336': dict(context_length=32, width=1024, layers=24, heads=16, output_dim=1024),

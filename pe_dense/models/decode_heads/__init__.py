@@ -1,6 +1,6 @@
 """Segmentation and depth heads registered in MMSegmentation."""
-from .depth import DPTDepthHead, LinearDepthHead, bin_centres  # noqa: F401
+from .depth import DPTDepthHead, LinearDepthHead, SigLoss, bin_centres, spaced_layers  # noqa: F401
 from .linear_probe import LinearProbeHead, gather_features  # noqa: F401
 
-__all__ = ['LinearProbeHead', 'LinearDepthHead', 'DPTDepthHead', 'bin_centres',
-           'gather_features']
+__all__ = ['LinearProbeHead', 'LinearDepthHead', 'DPTDepthHead', 'SigLoss', 'bin_centres',
+           'spaced_layers', 'gather_features']

@@ -42,14 +42,17 @@ def gather_features(inputs: Sequence[torch.Tensor], in_index: Sequence[int],
 
 
 class ProbeMixin:
-    """Shared feature path of the probes: gather -> (upsample) -> BatchNorm."""
+    """Shared feature path of the probes: gather -> (upsample) -> BatchNorm (optional)."""
 
-    def _init_probe(self, upsample: int):
+    def _init_probe(self, upsample: int, batch_norm: bool = True):
         if upsample < 1:
             raise ValueError(f'linear probe: upsample must be >= 1, got {upsample}')
         self.upsample = upsample
-        self.bn = nn.SyncBatchNorm(self.in_channels) if self._sync_bn() else \
-            nn.BatchNorm2d(self.in_channels)
+        if not batch_norm:  # DINOv2's depth probe: the 1x1 conv reads the features as they are
+            self.bn = nn.Identity()
+        else:
+            self.bn = nn.SyncBatchNorm(self.in_channels) if self._sync_bn() else \
+                nn.BatchNorm2d(self.in_channels)
 
     def _sync_bn(self) -> bool:
         return bool(self.norm_cfg) and self.norm_cfg.get('type') == 'SyncBN'

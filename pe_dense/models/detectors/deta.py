@@ -2,7 +2,8 @@
 one-to-many assignment (in :class:`~pe_dense.models.dense_heads.DETAHead`) and NMS.
 
 On top of MMDetection's ``DeformableDETR`` the official DETA_pe model changes how the
-decoder's queries are made from the encoder's proposals (REFERENCE section 6):
+decoder's queries are made from the encoder's proposals (official
+``apps/detection/DETA_pe/models/deformable_transformer.py``):
 
 * query selection: per feature level, the top ``pre_nms_topk`` proposals by objectness,
   NMS per level (IoU 0.9, boxes clamped to [0, 1], raw logits as scores), then the first

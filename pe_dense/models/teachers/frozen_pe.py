@@ -12,10 +12,11 @@ class FrozenPETeacher(nn.Module):
 
     Args:
         backbone: PE config (``type='PE'`` implied), usually with a Pretrained init_cfg.
-        layer: block index (negatives count from the end); PE-Core-G's best dense layer is 41.
+        layer: 0-based block index (negatives count from the end). The paper counts layers
+            from 1, so its PE-Core-G "layer 41" is ``layer=40`` (docs/align.md).
     """
 
-    def __init__(self, backbone: dict, layer: int = 41):
+    def __init__(self, backbone: dict, layer: int = 40):
         super().__init__()
         cfg = dict(backbone)
         cfg.setdefault('type', 'PE')
