@@ -6,7 +6,6 @@ temporary name and renamed, so an interrupted run never leaves a half-written ta
 rerun simply skips what exists.
 """
 import json
-import os
 import os.path as osp
 from typing import Callable, Dict, Iterable, Optional, Tuple
 
@@ -14,6 +13,7 @@ import numpy as np
 import torch
 from mmengine.utils import ProgressBar
 
+from ..engine.atomic_io import atomic_torch_save, atomic_write
 from .robust_loading import ImageLoadError, read_image
 
 META_FILE = 'cache_meta.json'
@@ -46,11 +46,7 @@ class SAMTargetCache:
         return osp.isfile(self.path(key))
 
     def save(self, key: str, target: torch.Tensor) -> None:
-        path = self.path(key)
-        os.makedirs(osp.dirname(path), exist_ok=True)
-        tmp = f'{path}.tmp{os.getpid()}'
-        torch.save(target.detach().to('cpu', torch.float16).contiguous(), tmp)
-        os.replace(tmp, path)
+        atomic_torch_save(target.detach().to('cpu', torch.float16).contiguous(), self.path(key))
 
     def load(self, key: str) -> torch.Tensor:
         path = self.path(key)
@@ -75,10 +71,7 @@ class SAMTargetCache:
                 raise ValueError(f'SAM target cache {self.root} was made with {old}, not {meta}; '
                                  'use another folder')
             return
-        os.makedirs(self.root, exist_ok=True)
-        with open(path + '.tmp', 'w') as f:
-            json.dump(meta, f, indent=1, sort_keys=True)
-        os.replace(path + '.tmp', path)
+        atomic_write(json.dumps(meta, indent=1, sort_keys=True), path)
 
 
 def fill_cache(items: Iterable[Tuple[str, str]], compute: Callable[[np.ndarray], torch.Tensor],
