@@ -57,3 +57,9 @@ def test_hard_suppresses_at_exactly_the_threshold():
     keep, _ = _assert_same((boxes, torch.tensor([0.9, 0.8, 0.7]), torch.zeros(3, dtype=torch.long)),
                            method='hard', iou_threshold=0.5)
     assert keep.tolist() == [0]
+
+
+def test_classes_too_large_to_split_into_groups(monkeypatch):
+    import pe_dense.models.task_modules.soft_nms as mod
+    monkeypatch.setattr(mod, 'GROUP_MAX_SIZE', 50)  # classes of ~100 boxes: one group each
+    _assert_same(clustered_boxes(500, num_classes=5, seed=4))
