@@ -1,5 +1,6 @@
 """Datasets not covered by MMDetection/MMSegmentation."""
 from .image_text import ImageTextDataset, WebImageTextDataset  # noqa: F401,E402
+from .web_stream import WebImageTextStream  # noqa: F401,E402
 from .video_text import VideoTextDataset  # noqa: F401,E402
 from .transforms import clip_transforms  # noqa: F401,E402
 from .image_folder import ImageFolderDataset  # noqa: F401,E402

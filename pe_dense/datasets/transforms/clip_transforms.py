@@ -51,6 +51,8 @@ class ClipLoadImage(BaseTransform):
         self.skipped = 0
 
     def _read(self, results: dict) -> bytes:
+        if 'img_bytes' in results:  # streamed (WebImageTextStream)
+            return results.pop('img_bytes')
         if 'tar_path' in results:
             with open(results['tar_path'], 'rb') as f:
                 f.seek(results['tar_offset'])
