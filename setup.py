@@ -24,6 +24,7 @@ INSTALL_REQUIRES = [
     'ftfy>=6.1',
     'regex>=2023.0',
     'tqdm>=4.65',
+    'webdataset>=1.0',  # WebImageTextStream (tar shards at scale)
     'numpy>=1.24',
     'setuptools<81',  # mmengine 0.10.7 imports pkg_resources, gone from setuptools >= 81
 ]

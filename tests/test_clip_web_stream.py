@@ -112,3 +112,34 @@ def test_resume_at_a_shard_boundary(tmp_path):
     resumed = WebImageTextStream(str(tmp_path / 'shard-*.tar'), PIPE, seed=5, start_shard=1)
     resumed.set_epoch(2)
     assert sorted(_keys(list(resumed))) == sorted(k for k, s in keys.items() if s != order[0])
+
+
+def test_video_frames_are_seeked_not_all_decoded(tmp_path, monkeypatch):
+    import cv2
+
+    from pe_dense.datasets.transforms import clip_transforms
+    path = str(tmp_path / 'a.mp4')
+    w = cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*'mp4v'), 8, (32, 24))
+    for i in range(40):
+        w.write(np.full((24, 32, 3), i * 6, np.uint8))
+    w.release()
+    reads, real = [], cv2.VideoCapture
+
+    class Counting:
+        def __init__(self, p):
+            self.cap = real(p)
+
+        def read(self):
+            reads.append(1)
+            return self.cap.read()
+
+        def __getattr__(self, name):
+            return getattr(self.cap, name)
+
+    monkeypatch.setattr(clip_transforms.cv2, 'VideoCapture', Counting)
+    out = clip_transforms.ClipLoadVideoFrames(num_frames=4)(dict(video_path=path))
+    assert len(reads) == 4  # 4 decodes, not 40
+    assert list(out['frame_inds']) == [5, 15, 25, 35]
+    means = [f.mean() for f in out['imgs']]
+    assert means == pytest.approx([30, 90, 150, 210], abs=4)  # the sampled frames themselves
+    assert out['img_shape'] == (24, 32)
