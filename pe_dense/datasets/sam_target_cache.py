@@ -6,6 +6,7 @@ temporary name and renamed, so an interrupted run never leaves a half-written ta
 rerun simply skips what exists.
 """
 import json
+import zlib
 import os.path as osp
 from typing import Callable, Dict, Iterable, Optional, Tuple
 
@@ -74,11 +75,19 @@ class SAMTargetCache:
         atomic_write(json.dumps(meta, indent=1, sort_keys=True), path)
 
 
+def in_shard(key: str, shard: Tuple[int, int]) -> bool:
+    """Whether ``key`` belongs to shard ``i`` of ``n``: by a hash of the key, so jobs agree
+    whatever order their datasets list the images in."""
+    i, n = shard
+    return zlib.crc32(key.encode('utf-8')) % n == i
+
+
 def fill_cache(items: Iterable[Tuple[str, str]], compute: Callable[[np.ndarray], torch.Tensor],
                cache: SAMTargetCache, max_images: Optional[int] = None,
-               progress: bool = True) -> Dict[str, int]:
-    """Compute ``compute(rgb)`` for every (key, img_path) not cached yet, at most ``max_images``."""
-    items = list(items)
+               progress: bool = True, shard: Tuple[int, int] = (0, 1)) -> Dict[str, int]:
+    """Compute ``compute(rgb)`` for every (key, img_path) of ``shard`` (i, n) not cached yet,
+    at most ``max_images``; n jobs with shards 0..n-1 fill one cache without overlap."""
+    items = [(k, p) for k, p in items if in_shard(k, shard)]
     todo = [(k, p) for k, p in items if not cache.exists(k)]
     stats = dict(total=len(items), cached_before=len(items) - len(todo), written=0)
     if max_images is not None:
