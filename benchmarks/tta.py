@@ -134,12 +134,15 @@ def bench_tta(images, scales):
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument('--sizes', type=int, nargs='+', default=[2000, 8000, 16000])
+    p.add_argument('--sizes', type=int, nargs='*', default=[2000, 8000, 16000])
     p.add_argument('--repeats', type=int, default=3)
     p.add_argument('--images', type=int, default=2)
     p.add_argument('--scales', type=int, nargs='+', default=[448, 432, 384, 336])
+    p.add_argument('--threads', type=int, default=1, help='torch threads (post-processing '
+                   'is a chain of small ops: more threads only add overhead)')
     p.add_argument('--out', default=osp.join(ROOT, 'work_dirs/benchmarks/tta.json'))
     args = p.parse_args(argv)
+    torch.set_num_threads(args.threads)
     result = dict(threads=torch.get_num_threads(),
                   soft_nms=bench_soft_nms(args.sizes, args.repeats))
     if args.images:
