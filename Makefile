@@ -25,7 +25,7 @@ $(STAMP): setup.py Makefile scripts/install_mmcv.py
 	$(PY) scripts/install_mmcv.py
 	$(PIP) install mmdet==3.3.0 mmsegmentation==1.2.2 "timm>=1.0.16,<1.1" open_clip_torch \
 		pycocotools albumentations tensorboard scikit-image scipy safetensors ftfy regex \
-		matplotlib tqdm pytest
+		matplotlib tqdm pytest webdataset
 	SAM2_BUILD_CUDA=0 $(PIP) install --no-build-isolation sam2==1.1.0
 	$(PIP) install --no-deps --no-build-isolation -e .
 	$(PY) -c "import pe_dense, mmcv.ops, mmdet, mmseg, sam2; print('pe_dense stack ready')"

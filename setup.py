@@ -10,13 +10,15 @@ from setuptools import find_packages, setup
 # tested versions (torch 2.14.1, torchvision 0.29.1, mmcv 2.1.0, mmengine 0.10.7, mmdet 3.3.0,
 # mmsegmentation 1.2.2, sam2 1.1.0).
 # The plain package is the backbone: `custom_imports=dict(imports=['pe_dense.backbone'])` needs
-# only these (safetensors is read directly; mmengine 0.10.7 imports pkg_resources, gone from
+# only these (safetensors is read directly; huggingface_hub resolves hf:// / hf-hub: / timm/
+# checkpoint names; mmengine 0.10.7 imports pkg_resources, gone from
 # setuptools >= 81).
 INSTALL_REQUIRES = [
     'torch>=2.1',
     'mmengine>=0.10.7,<0.11',
     'timm>=1.0.16',
     'safetensors>=0.4',
+    'huggingface_hub>=0.20',
     'numpy>=1.24',
     'setuptools<81',
 ]
@@ -33,7 +35,8 @@ EXTRAS_REQUIRE = {
     # on CPU machines (docs/install.md)
     'align': _TASK + ['sam2>=1.1.0'],
     # pe_dense.core: PE-Core CLIP (open_clip's tokenizer)
-    'core': _TASK + ['open_clip_torch>=2.24'],
+    # (webdataset: WebImageTextStream, image-text tar shards at scale)
+    'core': _TASK + ['open_clip_torch>=2.24', 'webdataset>=1.0'],
     # the custom-dataset template's opt-in photometric augmentation (mmdet's Albu)
     'albu': ['albumentations>=1.4'],
 }

@@ -4,7 +4,10 @@
 Each row runs in a fresh subprocess so its peak resident memory is its own. fp32 on CPU.
 Prints a table and writes work_dirs/benchmarks/backbone.json.
 
-    python benchmarks/backbone.py [--iters 3] [--rows t16_384 s16_384 ...]
+    python benchmarks/backbone.py [--iters 3] [--rows t16_384 s16_384 ...] [--compile]
+
+``--compile`` adds a ``compiled`` row per model: ``torch.compile(PE, fullgraph=True)``
+(inductor; the compile time is not counted) and its speed over eager.
 """
 import argparse
 import json
@@ -61,6 +64,8 @@ def run_row(name: str, impl: str, iters: int) -> dict:
         model = timm.create_model(TIMM_NAMES[arch], pretrained=False, dynamic_img_size=True).eval()
         model.load_state_dict(official_to_timm(ours.state_dict()))
         fwd = model.forward_features
+    elif impl == 'compiled':
+        model, fwd = ours, torch.compile(ours, fullgraph=True)
     else:
         model, fwd = ours, ours
     x = torch.randn(batch, 3, px, px)
@@ -90,6 +95,7 @@ def main(argv=None):
     p.add_argument('--rows', nargs='+', default=list(ROWS), choices=list(ROWS))
     p.add_argument('--iters', type=int, default=3)
     p.add_argument('--out', default='work_dirs/benchmarks/backbone.json')
+    p.add_argument('--compile', action='store_true', help='also time torch.compile(PE)')
     p.add_argument('--child', nargs=3, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.child:
@@ -102,13 +108,17 @@ def main(argv=None):
     print(f'fp32 GEMM peak: {peak:.1f} GFLOP/s, {torch.get_num_threads()} threads\n{header}')
     for name in args.rows:
         impls = ['pe_dense', 'timm'] if ROWS[name][5] else ['pe_dense']
+        impls += ['compiled'] if args.compile else []
         row = {impl: _subprocess(name, impl, args.iters) for impl in impls}
         for impl, r in row.items():
             r['share_of_gemm_peak'] = r['gflops_per_s'] / peak
-            if 'timm' in row:
+            if 'timm' in row and impl != 'compiled':
                 r['speedup_vs_timm'] = r['images_per_s'] / row['timm']['images_per_s']
+            if impl == 'compiled':
+                r['speedup_vs_eager'] = r['images_per_s'] / row['pe_dense']['images_per_s']
             results.append(r)
-            speed = f"{r['speedup_vs_timm']:.2f}x" if 'speedup_vs_timm' in r else '-'
+            speed = (f"{r['speedup_vs_timm']:.2f}x" if 'speedup_vs_timm' in r else
+                     f"{r['speedup_vs_eager']:.2f}x eager" if 'speedup_vs_eager' in r else '-')
             print(f"{name:<18}{impl:<9}{r['images_per_s']:>9.2f}{r['gflops_per_s']:>10.1f}"
                   f"{100 * r['share_of_gemm_peak']:>7.0f}%{r['forward_extra_rss_mb']:>9.0f}"
                   f'{speed:>9}')

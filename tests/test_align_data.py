@@ -1,5 +1,6 @@
 """Alignment data: image folder / SA-1B datasets, pipeline, SAM target cache tool (resumable)."""
 import json
+import os
 import os.path as osp
 import runpy
 import sys
@@ -112,6 +113,18 @@ def test_cache_tool_resumes_to_identical_result(toy, tmp_path, capsys):
         assert ta.dtype == torch.float16 and ta.shape == (4, 3, 3)
         assert torch.equal(ta, tb)
     assert not list((tmp_path / 'a').rglob('*.tmp*'))
+    # two disjoint shards fill exactly the cache of the unsharded run
+    for shard in ('0/2', '1/2'):
+        _run_tool([str(cfg), '--out', str(tmp_path / 'c'), '--shard', shard, '--no-progress'])
+        part = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+        assert 0 < part['written'] == part['total'] < len(ds)
+    c = SAMTargetCache(str(tmp_path / 'c'))
+    assert sorted(os.listdir(tmp_path / 'c')) == sorted(os.listdir(tmp_path / 'b'))
+    for i in range(len(ds)):
+        key = ds.get_data_info(i)['key']
+        assert torch.equal(c.load(key), b.load(key))
+    with pytest.raises(SystemExit):
+        _run_tool([str(cfg), '--shard', '2/2'])
     cfg2 = tmp_path / 'cfg2.py'  # other settings must not be mixed into the same cache
     cfg2.write_text(cfg.read_text().replace('grid_hw=(3, 3)', 'grid_hw=(2, 2)'))
     with pytest.raises(ValueError, match='was made with'):

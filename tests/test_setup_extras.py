@@ -35,7 +35,7 @@ def _sources():
 def test_plain_package_is_the_backbone():
     plain, extras = _setup()
     assert sorted(Requirement(r).name for r in plain) == \
-        ['mmengine', 'numpy', 'safetensors', 'setuptools', 'timm', 'torch']
+        ['huggingface_hub', 'mmengine', 'numpy', 'safetensors', 'setuptools', 'timm', 'torch']
     names = {k: {Requirement(r).name for r in v} for k, v in extras.items()}
     assert {'mmdet', 'mmcv', 'pycocotools'} <= names['det']
     assert {'mmsegmentation', 'mmcv'} <= names['seg'] and 'mmdet' not in names['seg']

@@ -1,16 +1,20 @@
 """Precompute SAM 2.1 grid-prompt targets of an alignment config's training images.
 
     python tools/cache_sam_targets.py CONFIG [--out DIR] [--max-images N] [--split train]
+                                     [--shard I/N]
 
 Reads ``sam_cache`` (dict(root, grid_hw)) and ``model.sam_teacher`` from the config; writes one
 fp16 file per image, atomically; reruns skip existing files (resumable). SAM sees the picture
 the student is trained on: the train pipeline's transforms before ``LoadSAMTargets`` (load and
 square resize to 448 px), exactly as the aligner's online path (no cache) does, so a cache can
 be swapped in without changing the loss.
+``--shard I/N`` (or, without it, RANK / WORLD_SIZE when started by torchrun) takes the I-th of
+N disjoint parts (by a hash of the image key): N jobs fill one cache without overlap.
 """
 import argparse
 import copy
 import json
+import os
 
 import torch
 from mmengine.config import Config
@@ -28,8 +32,23 @@ def parse_args():
     p.add_argument('--max-images', type=int, help='stop after writing this many files')
     p.add_argument('--split', default='train', choices=['train', 'val'])
     p.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
+    p.add_argument('--shard', type=parse_shard, help='I/N: the I-th of N parts (0-based)')
     p.add_argument('--no-progress', action='store_true')
-    return p.parse_args()
+    args = p.parse_args()
+    if args.shard is None:
+        world = int(os.environ.get('WORLD_SIZE', 1))
+        args.shard = (int(os.environ.get('RANK', 0)), world)
+    return args
+
+
+def parse_shard(text: str):
+    try:
+        i, n = (int(v) for v in text.split('/'))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f'--shard wants I/N (e.g. 0/4), got {text!r}')
+    if not 0 <= i < n:
+        raise argparse.ArgumentTypeError(f'--shard {text}: need 0 <= I < N')
+    return i, n
 
 
 def aligned_input_steps(pipeline, where: str) -> list:
@@ -70,8 +89,8 @@ def main():
 
     items = [(d['key'], d) for d in (dataset.get_data_info(i) for i in range(len(dataset)))]
     stats = fill_cache(items, compute, cache, args.max_images, not args.no_progress,
-                       load=lambda info: to_input(copy.deepcopy(info))['img'])
-    print(json.dumps(dict(cache=root, **stats)))
+                       load=lambda info: to_input(copy.deepcopy(info))['img'], shard=args.shard)
+    print(json.dumps(dict(cache=root, shard='{}/{}'.format(*args.shard), **stats)))
 
 
 if __name__ == '__main__':

@@ -10,8 +10,8 @@ Layout: ``<root>/<model key>/<images key>/layer_<k>.npy`` (N, C, h, w) float16, 
 """
 import hashlib
 import json
-import os
 import os.path as osp
+from contextlib import ExitStack
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -19,6 +19,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, UnidentifiedImageError
 from tqdm import tqdm
+
+from ..engine.atomic_io import atomic_path, atomic_write
 
 PE_MEAN = (0.5, 0.5, 0.5)  # PE's own transform: (x - 0.5) / 0.5
 
@@ -176,26 +178,25 @@ class FeatureCache:
 
     def _compute(self, source, paths, size, layers, folder, files):
         """One pass over the images for all ``layers``, streamed into fp16 memmaps."""
-        os.makedirs(folder, exist_ok=True)
-        tmp = {k: files[k] + '.tmp.npy' for k in layers}
         out = {}
         starts = range(0, len(paths), self.batch_size)
-        for s in tqdm(starts, desc=f'{source.name} features {size[0]}x{size[1]}',
-                      disable=not self.progress, leave=False):
-            batch = torch.stack([to_tensor(read_rgb(p), size, source.mean, source.std)
-                                 for p in paths[s:s + self.batch_size]])
-            for k, m in zip(layers, source.extract(batch, layers)):
-                if k not in out:
-                    out[k] = np.lib.format.open_memmap(tmp[k], mode='w+', dtype=np.float16,
-                                                       shape=(len(paths), *m.shape[1:]))
-                out[k][s:s + len(m)] = m.cpu().numpy().astype(np.float16)
-        for k in layers:
-            out[k].flush()
-            del out[k]
-            os.replace(tmp[k], files[k])  # atomic: a killed run never leaves a half file
+        with ExitStack() as published:  # atomic: a killed run never leaves a half file
+            tmp = {k: published.enter_context(atomic_path(files[k])) for k in layers}
+            for s in tqdm(starts, desc=f'{source.name} features {size[0]}x{size[1]}',
+                          disable=not self.progress, leave=False):
+                batch = torch.stack([to_tensor(read_rgb(p), size, source.mean, source.std)
+                                     for p in paths[s:s + self.batch_size]])
+                for k, m in zip(layers, source.extract(batch, layers)):
+                    if k not in out:
+                        out[k] = np.lib.format.open_memmap(
+                            tmp[k], mode='w+', dtype=np.float16,
+                            shape=(len(paths), *m.shape[1:]))
+                    out[k][s:s + len(m)] = m.cpu().numpy().astype(np.float16)
+            for k in layers:
+                out[k].flush()
+                del out[k]
         meta = dict(model=source.name, size=list(size), images=[osp.abspath(p) for p in paths])
-        with open(osp.join(folder, 'meta.json'), 'w') as fh:
-            json.dump(meta, fh)
+        atomic_write(json.dumps(meta), osp.join(folder, 'meta.json'))
 
 
 def build_source(arch: Optional[str] = None, timm_name: Optional[str] = None,

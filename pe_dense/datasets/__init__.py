@@ -4,6 +4,7 @@ The mmdet / mmseg ones (``coco_checked``, ``seg_checks``) are imported by ``pe_d
 ``pe_dense.seg``, so this package needs neither library.
 """
 from .image_text import ImageTextDataset, WebImageTextDataset  # noqa: F401,E402
+from .web_stream import WebImageTextStream  # noqa: F401,E402
 from .video_text import VideoTextDataset  # noqa: F401,E402
 from .transforms import clip_transforms  # noqa: F401,E402
 from .image_folder import ImageFolderDataset  # noqa: F401,E402

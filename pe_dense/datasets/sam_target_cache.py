@@ -6,7 +6,7 @@ temporary name and renamed, so an interrupted run never leaves a half-written ta
 rerun simply skips what exists.
 """
 import json
-import os
+import zlib
 import os.path as osp
 from typing import Callable, Dict, Iterable, Optional, Tuple
 
@@ -14,6 +14,7 @@ import numpy as np
 import torch
 from mmengine.utils import ProgressBar
 
+from ..engine.atomic_io import atomic_torch_save, atomic_write
 from .robust_loading import ImageLoadError, read_image
 
 META_FILE = 'cache_meta.json'
@@ -46,11 +47,7 @@ class SAMTargetCache:
         return osp.isfile(self.path(key))
 
     def save(self, key: str, target: torch.Tensor) -> None:
-        path = self.path(key)
-        os.makedirs(osp.dirname(path), exist_ok=True)
-        tmp = f'{path}.tmp{os.getpid()}'
-        torch.save(target.detach().to('cpu', torch.float16).contiguous(), tmp)
-        os.replace(tmp, path)
+        atomic_torch_save(target.detach().to('cpu', torch.float16).contiguous(), self.path(key))
 
     def load(self, key: str) -> torch.Tensor:
         path = self.path(key)
@@ -75,20 +72,26 @@ class SAMTargetCache:
                 raise ValueError(f'SAM target cache {self.root} was made with {old}, not {meta}; '
                                  'use another folder')
             return
-        os.makedirs(self.root, exist_ok=True)
-        with open(path + '.tmp', 'w') as f:
-            json.dump(meta, f, indent=1, sort_keys=True)
-        os.replace(path + '.tmp', path)
+        atomic_write(json.dumps(meta, indent=1, sort_keys=True), path)
+
+
+def in_shard(key: str, shard: Tuple[int, int]) -> bool:
+    """Whether ``key`` belongs to shard ``i`` of ``n``: by a hash of the key, so jobs agree
+    whatever order their datasets list the images in."""
+    i, n = shard
+    return zlib.crc32(key.encode('utf-8')) % n == i
 
 
 def fill_cache(items: Iterable[Tuple[str, object]], compute: Callable[[np.ndarray], torch.Tensor],
                cache: SAMTargetCache, max_images: Optional[int] = None,
                progress: bool = True,
-               load: Callable[[object], np.ndarray] = read_rgb) -> Dict[str, int]:
-    """Compute ``compute(load(source))`` for every (key, source) not cached yet, at most
-    ``max_images``. ``load`` makes the picture SAM sees: the training pipeline's aligned
-    picture (``tools/cache_sam_targets.py``), so cached and online targets agree."""
-    items = list(items)
+               load: Callable[[object], np.ndarray] = read_rgb,
+               shard: Tuple[int, int] = (0, 1)) -> Dict[str, int]:
+    """Compute ``compute(load(source))`` for every (key, source) of ``shard`` (i, n) not cached
+    yet, at most ``max_images``. ``load`` makes the picture SAM sees: the training pipeline's
+    aligned picture (``tools/cache_sam_targets.py``), so cached and online targets agree; n jobs
+    with shards 0..n-1 fill one cache without overlap."""
+    items = [(k, p) for k, p in items if in_shard(k, shard)]
     todo = [(k, p) for k, p in items if not cache.exists(k)]
     stats = dict(total=len(items), cached_before=len(items) - len(todo), written=0)
     if max_images is not None:

@@ -51,6 +51,8 @@ class ClipLoadImage(BaseTransform):
         self.skipped = 0
 
     def _read(self, results: dict) -> bytes:
+        if 'img_bytes' in results:  # streamed (WebImageTextStream)
+            return results.pop('img_bytes')
         if 'tar_path' in results:
             with open(results['tar_path'], 'rb') as f:
                 f.seek(results['tar_offset'])
@@ -89,21 +91,41 @@ class ClipLoadVideoFrames(BaseTransform):
             raise ValueError(f'num_frames must be >= 1, got {num_frames}')
         self.num_frames = num_frames
 
+    @staticmethod
+    def _seek(cap, total: int, idx) -> Optional[list]:
+        """Only the sampled frames (seek + one decode each); None if the container lies."""
+        frames = []
+        for i in idx:
+            if not cap.set(cv2.CAP_PROP_POS_FRAMES, int(i)):
+                return None
+            ok, frame = cap.read()
+            if not ok:
+                return None
+            frames.append(frame)
+        return frames
+
     def transform(self, results: dict) -> dict:
         path = results['video_path']
         cap = cv2.VideoCapture(path)
-        frames = []
-        while cap.isOpened():
-            ok, frame = cap.read()
-            if not ok:
-                break
-            frames.append(frame)
+        total = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) if cap.isOpened() else 0
+        idx = uniform_frame_indices(total, self.num_frames) if total > 0 else None
+        frames = self._seek(cap, total, idx) if idx is not None else None
+        if frames is None:  # no or wrong frame count: decode everything once
+            cap.release()
+            cap = cv2.VideoCapture(path)
+            every = []
+            while cap.isOpened():
+                ok, frame = cap.read()
+                if not ok:
+                    break
+                every.append(frame)
+            idx = uniform_frame_indices(len(every), self.num_frames) if every else None
+            frames = [every[i] for i in idx] if every else []
         cap.release()
         if not frames:
             raise ValueError(f'cannot read video {path} (missing, empty or unsupported codec; '
                              f'from {results.get("source", "?")})')
-        idx = uniform_frame_indices(len(frames), self.num_frames)
-        results['imgs'] = [cv2.cvtColor(frames[i], cv2.COLOR_BGR2RGB) for i in idx]
+        results['imgs'] = [cv2.cvtColor(f, cv2.COLOR_BGR2RGB) for f in frames]
         results['frame_inds'] = idx
         results['img_shape'] = results['ori_shape'] = frames[0].shape[:2]
         return results

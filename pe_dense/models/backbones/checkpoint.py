@@ -243,15 +243,14 @@ def save_state_dict(sd: StateDict, path: str, layout: str = 'official') -> None:
         sd = {'state_dict': sd, 'meta': {'layout': 'pe_dense'}}
     elif layout != 'official':
         raise ValueError(f"layout must be 'official', 'timm' or 'pe_dense', got {layout!r}")
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = path + '.tmp'
-    if path.endswith('.safetensors'):
-        from safetensors.torch import save_file
-        flat = sd['state_dict'] if layout == 'pe_dense' else sd
-        save_file({k: v.contiguous() for k, v in flat.items()}, tmp)
-    else:
-        torch.save(sd, tmp)
-    os.replace(tmp, path)
+    from ...engine.atomic_io import atomic_path
+    with atomic_path(path) as tmp:
+        if path.endswith('.safetensors'):
+            from safetensors.torch import save_file
+            flat = sd['state_dict'] if layout == 'pe_dense' else sd
+            save_file({k: v.contiguous() for k, v in flat.items()}, tmp)
+        else:
+            torch.save(sd, tmp)
 
 
 def convert_file(src: str, dst: str, to: str = 'pe_dense') -> StateDict:

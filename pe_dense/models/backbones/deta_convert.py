@@ -329,10 +329,8 @@ def convert_file(src: str, dst: str, class_map: Optional[Sequence[int]] = COCO_C
     sd = convert_official_deta(load_official_deta(src), class_map, num_dec_layers)
     meta = {'converted_from': src, 'layout': 'pe_dense.DETA',
             'class_map': list(class_map) if class_map is not None else None}
-    tmp = dst + '.tmp'
-    torch.save({'state_dict': sd, 'meta': meta}, tmp)
-    import os
-    os.replace(tmp, dst)
+    from ...engine.atomic_io import atomic_torch_save
+    atomic_torch_save({'state_dict': sd, 'meta': meta}, dst)
     return sd
 
 
