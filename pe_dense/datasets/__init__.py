@@ -9,3 +9,4 @@ from .transforms import align_transforms  # noqa: F401,E402
 from . import coco_checked  # noqa: F401,E402  CheckedCocoDataset, LoadImageOrSkip (mmdet)
 from . import seg_checks  # noqa: F401,E402  label / depth checks (mmseg)
 from . import robust_loading  # noqa: F401,E402  LoadImageRobust (mmengine TRANSFORMS)
+from . import repeat_factor_sampler  # noqa: F401,E402  RepeatFactorSampler (mmdet DATA_SAMPLERS)

@@ -2,8 +2,9 @@
 
 ``'pe'``: integer grid coordinates (starting at 1 when the tower was trained with a cls
 token, which then sits at (0, 0) with no rotation), as in the PE-Core/Lang/Spatial towers.
-``'eva'``: coordinates of an N-token axis squeezed into the 16-position pretraining range,
-``arange(N) / N * 16 + 1``, as in the official DETA backbone (EVA-02 style).
+``'eva'``: coordinates of an N-token axis squeezed into the ``pt_seq_len``-position pretraining
+range, ``arange(N) / N * pt_seq_len + 1``, as in the official DETA (16) and Mask R-CNN (32)
+backbones (EVA-02 style).
 Half of every head's channels rotate with x (column), the other half with y (row); channel
 pairs (2i, 2i+1) rotate together.
 """
