@@ -180,3 +180,22 @@ def test_instance_pipeline_keeps_polygons_and_recomputes_boxes(tmp_path):
         if len(inst):
             assert torch.allclose(inst.bboxes.tensor, torch.as_tensor(
                 inst.masks.get_bboxes(dst_type='hbox').tensor, dtype=torch.float32), atol=1e-3)
+
+
+def test_pyramid_maps_are_contiguous_for_roi_align():
+    """mmcv's CPU RoIAlign reads memory as NCHW: a permuted (LayerNorm2d) map gave wrong RoI
+    features. Oracle: torchvision's aligned roi_align."""
+    import torchvision
+    from mmcv.ops import RoIAlign
+
+    from pe_dense.models.necks.simple_fpn import SimpleFPN
+    torch.manual_seed(0)
+    neck = SimpleFPN(16, (4.0, 1.0), out_channels=8, num_outs=2,
+                     norm_cfg=dict(type='LN2d', eps=1e-6)).eval()
+    with torch.no_grad():
+        feats = neck([torch.randn(1, 16, 6, 10)])
+    assert all(f.is_contiguous() for f in feats)
+    rois = torch.tensor([[0., 3.3, 1.2, 30.5, 20.7], [0., 10., 4., 14., 9.]])
+    got = RoIAlign(output_size=7, spatial_scale=0.25, sampling_ratio=0)(feats[0], rois)
+    want = torchvision.ops.roi_align(feats[0], rois, 7, 0.25, 0, True)
+    assert torch.allclose(got, want, atol=1e-6)

@@ -22,7 +22,8 @@ class LayerNorm2d(nn.LayerNorm):
     _abbr_ = 'ln'
 
     def forward(self, x: Tensor) -> Tensor:
-        return super().forward(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+        # contiguous: mmcv's CPU RoIAlign reads its input's memory as NCHW, whatever the strides
+        return super().forward(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2).contiguous()
 
 
 def _sampler(scale: float, dim: int, norm_cfg: Optional[dict]) -> Tuple[nn.Module, int]:
