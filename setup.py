@@ -40,6 +40,7 @@ setup(
     extras_require={
         # sam2 needs SAM2_BUILD_CUDA=0 and --no-build-isolation on CPU machines: see docs/install.md
         'sam': ['sam2>=1.1.0'],
+        'lvis': ['lvis>=0.5.3'],  # LVIS evaluation (mmdet's LVISMetric); pure Python
         'test': ['pytest>=7'],
     },
 )

@@ -5,10 +5,10 @@ from pathlib import Path
 import pytest
 import torch
 from mmengine.config import Config
-from mmengine.registry import init_default_scope
 
 from pe_dense.models.backbones import CheckpointError
 from pe_dense.models.detectors import maskrcnn_convert as mc
+from tests.fixtures.maskrcnn_small import build_model, small_maskrcnn_cfg
 
 ROOT = Path(__file__).parents[1]
 SMALL = mc.MaskRCNNSpec(embed_dim=64, depth=3, num_heads=4, mlp_dim=128, pos_grid=4,
@@ -20,33 +20,8 @@ class Foreign:
     """A pickled object outside the weights-only allowlist."""
 
 
-def _build(cfg_model):
-    from mmdet.registry import MODELS
-    init_default_scope('mmdet')
-    return MODELS.build(cfg_model)
-
-
 def _cfg(name):
     return Config.fromfile(str(ROOT / 'configs' / 'maskrcnn' / f'{name}.py'))
-
-
-def _small_cfg(name='mask_rcnn_PEspatial_G_coco36ep'):
-    cfg = _cfg(name)
-    cfg.model.backbone.arch = dict(patch_size=16, width=64, depth=3, heads=4, mlp_dim=128,
-                                   layer_scale=0.1, img_size=64)
-    cfg.merge_from_dict({'model.backbone.window_size': 4, 'model.backbone.global_attn_indexes': (2,),
-                         'model.backbone.init_cfg': None, 'model.backbone.with_cp': False,
-                         'model.data_preprocessor.pad_size_divisor': 128,
-                         'model.neck.in_channels': 64, 'model.neck.out_channels': 32,
-                         'model.rpn_head.in_channels': 32, 'model.rpn_head.feat_channels': 32,
-                         'model.roi_head.bbox_roi_extractor.out_channels': 32,
-                         'model.roi_head.mask_roi_extractor.out_channels': 32,
-                         'model.roi_head.bbox_head.in_channels': 32,
-                         'model.roi_head.bbox_head.conv_out_channels': 32,
-                         'model.roi_head.bbox_head.fc_out_channels': 64,
-                         'model.roi_head.mask_head.in_channels': 32,
-                         'model.roi_head.mask_head.conv_out_channels': 32})
-    return cfg
 
 
 @pytest.mark.parametrize('name,spec', [
@@ -58,7 +33,7 @@ def test_released_layout_fits_the_config_model_exactly(name, spec):
     """Every key of the released file (882 / 783, as detectron2 instantiates the official
     config) converts to exactly our model's keys and shapes (meta device: no memory)."""
     with torch.device('meta'):
-        ours = _build(_cfg(name).model).state_dict()
+        ours = build_model(_cfg(name).model).state_dict()
     official = mc.random_official_state_dict(spec, device='meta')
     assert len(official) == {80: 882, 1203: 783}[spec.num_classes]
     conv = mc.convert_official_maskrcnn(official)
@@ -111,7 +86,7 @@ def test_cli_converts_a_released_layout_file_that_loads_strictly_and_runs(tmp_pa
     assert 'wrote' in capsys.readouterr().out
     sd = torch.load(dst, weights_only=True)['state_dict']
     torch.manual_seed(0)
-    model = _build(_small_cfg().model)
+    model = build_model(small_maskrcnn_cfg().model)
     model.load_state_dict(sd, strict=True)
     assert torch.equal(model.backbone.positional_embedding,
                        official['backbone.net.positional_embedding'][0])
@@ -160,9 +135,9 @@ def test_backbone_only_file_initialises_the_config_backbone(tmp_path):
     torch.save({'model': tower}, src)
     sd = mc.convert_file(str(src), str(dst))
     assert 'proj' not in sd and sd['positional_embedding'].shape == (16, 64)
-    cfg = _small_cfg()
+    cfg = small_maskrcnn_cfg()
     cfg.model.backbone.init_cfg = dict(type='Pretrained', checkpoint=str(dst))
-    model = _build(cfg.model)
+    model = build_model(cfg.model)
     model.backbone.init_weights()
     for k, v in sd.items():
         assert torch.equal(model.backbone.state_dict()[k], v), k

@@ -13,8 +13,8 @@ from mmengine.registry import init_default_scope
 from pe_dense.datasets.repeat_factor_sampler import RepeatFactorSampler, epoch_indices, repeat_factors
 from pe_dense.models.losses.federated_loss import (FederatedSigmoidCELoss, federated_classes,
                                                    lvis_fed_loss_weights)
+from tests.fixtures.maskrcnn_small import build_model, small_maskrcnn_cfg
 
-ROOT = Path(__file__).parents[1] / 'configs' / 'maskrcnn'
 
 
 def _bce(x, t):
@@ -96,34 +96,12 @@ def test_repeat_factor_sampler_stream():
     assert first.count(3) > max(first.count(i) for i in range(3))
 
 
-def _tiny(cfg):
-    """The config's model at a size that runs on CPU in seconds."""
-    cfg.model.backbone.arch = dict(patch_size=16, width=64, depth=3, heads=4, mlp_dim=128,
-                                   layer_scale=0.1, img_size=64)
-    cfg.merge_from_dict({'model.backbone.window_size': 4, 'model.backbone.global_attn_indexes': (2,),
-                         'model.backbone.init_cfg': None, 'model.backbone.with_cp': False,
-                         'model.backbone.rope_pt_seq_len': 4,
-                         'model.data_preprocessor.pad_size_divisor': 128,
-                         'model.neck.in_channels': 64, 'model.neck.out_channels': 32,
-                         'model.rpn_head.in_channels': 32, 'model.rpn_head.feat_channels': 32,
-                         'model.roi_head.bbox_roi_extractor.out_channels': 32,
-                         'model.roi_head.mask_roi_extractor.out_channels': 32,
-                         'model.roi_head.bbox_head.in_channels': 32,
-                         'model.roi_head.bbox_head.conv_out_channels': 32,
-                         'model.roi_head.bbox_head.fc_out_channels': 64,
-                         'model.roi_head.mask_head.in_channels': 32,
-                         'model.roi_head.mask_head.conv_out_channels': 32})
-    return cfg
-
-
 @pytest.mark.parametrize('name', ['mask_rcnn_PEspatial_G_coco36ep', 'mask_rcnn_PEcore_G_lvis75ep'])
 def test_reduced_model_loss_step_and_predict(name):
-    from mmdet.registry import MODELS
     from mmdet.structures import DetDataSample
     from mmdet.structures.mask import BitmapMasks
     from mmengine.structures import InstanceData
-    init_default_scope('mmdet')
-    cfg = _tiny(Config.fromfile(str(ROOT / f'{name}.py')))
+    cfg = small_maskrcnn_cfg(name)
     classes = cfg.model.roi_head.bbox_head.num_classes
     if 'lvis' in name:  # 1203 -> 20 classes: the sigmoid scores of a random model all pass 0.02
         classes = 20
@@ -134,7 +112,7 @@ def test_reduced_model_loss_step_and_predict(name):
         cfg.model.roi_head.bbox_head.loss_cls.ann_file = None
         cfg.model.roi_head.bbox_head.loss_cls.class_weights = [1.0] * classes
     torch.manual_seed(0)
-    model = MODELS.build(cfg.model)
+    model = build_model(cfg.model)
     model.init_weights()
     mask = np.zeros((1, 96, 128), np.uint8)
     mask[0, 20:80, 30:90] = 1

@@ -25,8 +25,8 @@ from typing import Dict, List, Optional, Tuple
 
 import torch
 
-from ..backbones.checkpoint import CheckpointError, load_checkpoint_file
-from ..backbones.rope import Rope2D
+from ..backbones.checkpoint import CheckpointError, check_key_layout, load_checkpoint_file
+from ..backbones.rope import check_stored_rope_tables, stored_rope_table
 
 StateDict = Dict[str, torch.Tensor]
 Layout = List[Tuple[str, tuple]]
@@ -137,11 +137,10 @@ def official_maskrcnn_layout(spec: Optional[MaskRCNNSpec] = None) -> 'OrderedDic
     return OrderedDict(_pyramid_layout(s) + tower_layout(s) + _heads_layout(s))
 
 
-def official_rope_table(head_dim: int, n: int, pt_seq_len: int, sin: bool = False) -> torch.Tensor:
-    """PEv1_det's (n*n, head_dim) ``freqs_cos``/``freqs_sin``: pe_dense's EVA-rule angles,
-    each channel pair's angle written twice, x (column) half first."""
-    table = Rope2D(head_dim, mode='eva', pt_seq_len=pt_seq_len)(n, n)
-    return (table.imag if sin else table.real).repeat_interleave(2, dim=-1)
+def official_rope_table(head_dim: int, n: int, pt_seq_len: int = 32,
+                        sin: bool = False) -> torch.Tensor:
+    """PEv1_det's (n*n, head_dim) ``freqs_cos``/``freqs_sin`` (EVA rule over 32 positions)."""
+    return stored_rope_table(head_dim, n, pt_seq_len, sin)
 
 
 def random_official_state_dict(spec: MaskRCNNSpec, device=None, seed: int = 0) -> StateDict:
@@ -158,31 +157,9 @@ def random_official_state_dict(spec: MaskRCNNSpec, device=None, seed: int = 0) -
     return sd
 
 
-def check_rope_tables(sd: StateDict, pt_seq_len: int, atol: float = 1e-4) -> None:
-    """pe_dense recomputes RoPE, so stored tables must be what it would compute."""
-    for key, val in sd.items():
-        if not key.endswith(('.freqs_cos', '.freqs_sin')) or val.is_meta:
-            continue
-        n = math.isqrt(val.shape[0])
-        if n * n != val.shape[0]:
-            raise CheckpointError(f'{key}: {val.shape[0]} positions is not a square grid')
-        ref = official_rope_table(val.shape[1], n, pt_seq_len, key.endswith('_sin'))
-        if val.shape != ref.shape or not torch.allclose(val.float(), ref, atol=atol):
-            raise CheckpointError(
-                f'{key} does not follow the EVA RoPE rule (positions arange(N)/N*{pt_seq_len}+1, '
-                f'theta 1e4, N={n}) that pe_dense recomputes')
-
-
 def check_layout(sd: StateDict, spec: MaskRCNNSpec, path: str = 'checkpoint') -> None:
     """Raise naming the keys / shapes that differ from the official layout of ``spec``."""
-    layout = official_maskrcnn_layout(spec)
-    missing = [k for k in layout if k not in sd]
-    extra = [k for k in sd if k not in layout]
-    wrong = [f'{k}: {tuple(sd[k].shape)} != {layout[k]}' for k in layout
-             if k in sd and tuple(sd[k].shape) != tuple(layout[k])]
-    if missing or extra or wrong:
-        raise CheckpointError(f'{path} does not match the official Mask R-CNN layout: missing '
-                              f'{missing[:5]}, unexpected {extra[:5]}, shape {wrong[:5]}')
+    check_key_layout(sd, official_maskrcnn_layout(spec), 'official Mask R-CNN', path)
 
 
 # --------------------------------------------------------------------------- renaming
@@ -236,7 +213,7 @@ def rename_official_key(key: str) -> str:
 
 def convert_official_maskrcnn(sd: StateDict, rope_pt_seq_len: int = 32) -> StateDict:
     """Official detector state dict -> pe_dense Mask R-CNN state dict."""
-    check_rope_tables(sd, rope_pt_seq_len)
+    check_stored_rope_tables(sd, rope_pt_seq_len)
     out = OrderedDict()
     for key, val in sd.items():
         if key in ('pixel_mean', 'pixel_std'):  # non-persistent in detectron2; tolerated
@@ -308,6 +285,6 @@ def convert_file(src: str, dst: str, rope_pt_seq_len: int = 32) -> StateDict:
 
 
 __all__ = ['MaskRCNNSpec', 'official_maskrcnn_layout', 'tower_layout', 'official_rope_table',
-           'random_official_state_dict', 'check_rope_tables', 'check_layout',
+           'random_official_state_dict', 'check_layout',
            'rename_official_key', 'convert_official_maskrcnn', 'convert_official_backbone',
            'load_official', 'convert_file']
