@@ -27,6 +27,8 @@ $(STAMP): setup.py Makefile scripts/install_mmcv.py
 		pycocotools albumentations tensorboard scikit-image scipy safetensors ftfy regex \
 		matplotlib tqdm pytest webdataset
 	SAM2_BUILD_CUDA=0 $(PIP) install --no-build-isolation sam2==1.1.0
+	# LVIS evaluation; --no-deps: lvis 0.5.3 asks for opencv-python and Cython, neither needed
+	$(PIP) install --no-deps lvis==0.5.3
 	$(PIP) install --no-deps --no-build-isolation -e .
 	$(PY) -c "import pe_dense, mmcv.ops, mmdet, mmseg, sam2; print('pe_dense stack ready')"
 	touch $(STAMP)

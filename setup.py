@@ -41,6 +41,9 @@ EXTRAS_REQUIRE = {
     'albu': ['albumentations>=1.4'],
 }
 EXTRAS_REQUIRE['sam'] = ['sam2>=1.1.0']
+# LVIS evaluation (mmdet's LVISMetric); pure Python: `pip install --no-deps lvis` avoids its
+# opencv-python / Cython requirements
+EXTRAS_REQUIRE['lvis'] = ['lvis>=0.5.3']
 EXTRAS_REQUIRE['all'] = sorted({r for k in ('det', 'seg', 'align', 'core') for r in EXTRAS_REQUIRE[k]})
 # the suite also runs the Albu template test and checks toy labels with scipy.ndimage
 EXTRAS_REQUIRE['test'] = ['pytest>=7', 'albumentations>=1.4', 'scipy>=1.10']

@@ -119,5 +119,5 @@ def test_model_index_lists_configs_weights_and_the_published_metrics_of_the_docs
                 for key, value in result['Metrics'].items():
                     assert isinstance(value, float) and f'{value:.1f}' in doc, (model['Name'], key)
                     metrics += 1
-    assert metrics == 15 and len(configs) == len(names) == 15
+    assert metrics == 19 and len(configs) == len(names) == 17
     assert 'configs/pe_spatial_detr_coco.py' in configs

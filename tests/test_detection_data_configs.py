@@ -67,10 +67,9 @@ def test_instance_and_lvis_and_o365_configs():
     assert inst.train_dataloader.dataset.pipeline[1]['with_mask'] is True
     assert inst.val_evaluator.metric == ['bbox', 'segm']
     lvis = Config.fromfile(str(CFG / 'lvis_v1_instance_lsj.py'))
-    assert lvis.train_dataloader.dataset.type == 'ClassBalancedDataset'
-    assert lvis.train_dataloader.dataset.oversample_thr == 1e-3
-    assert lvis.train_dataloader.dataset.dataset.type == 'LVISV1Dataset'
-    assert lvis.train_dataloader.dataset.dataset.pipeline[1]['with_mask'] is True
+    assert lvis.train_dataloader.sampler == dict(type='RepeatFactorSampler', repeat_thresh=1e-3)
+    assert lvis.train_dataloader.dataset.type == 'LVISV1Dataset'
+    assert lvis.train_dataloader.dataset.pipeline[1]['with_mask'] is True
     assert lvis.val_evaluator.type == 'LVISMetric'
     o365 = Config.fromfile(str(CFG / 'objects365v2_lsj.py'))
     assert o365.train_dataloader.dataset.type == 'Objects365V2Dataset'

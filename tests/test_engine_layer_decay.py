@@ -64,3 +64,14 @@ def test_works_from_mmdet_and_mmseg_registries():
     for reg in (mmdet.registry.OPTIM_WRAPPER_CONSTRUCTORS, mmseg.registry.OPTIM_WRAPPER_CONSTRUCTORS):
         assert reg.get('LayerDecayOptimWrapperConstructor') is not None
     assert torch.optim.AdamW is not None
+
+
+def test_decay_all_params_decays_norms_biases_and_embeddings():
+    """detectron2 with weight_decay_norm=None and no overrides (official PE Mask R-CNN)."""
+    groups = _groups(decay_all_params=True)
+    for name in ('backbone.transformer.resblocks.0.ln_1.weight',
+                 'backbone.transformer.resblocks.0.attn.in_proj_bias',
+                 'backbone.positional_embedding', 'backbone.class_embedding', 'neck.bias',
+                 'backbone.transformer.resblocks.0.attn.in_proj_weight'):
+        assert groups[name]['weight_decay'] == 0.05, name
+    assert groups['backbone.ln_pre.weight']['lr'] == pytest.approx(0.5 ** 4)

@@ -6,7 +6,7 @@ from mmengine.config import Config
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIGS = ['configs/demo/pe_deta_toy.py', 'configs/deta/pe_spatial_g_coco_stage3_1728.py',
-           'configs/maskrcnn/pe_spatial_g_maskrcnn_coco_36e.py', 'configs/align/toy_align_tiny.py',
+           'configs/maskrcnn/mask_rcnn_PEspatial_G_coco36ep.py', 'configs/align/toy_align_tiny.py',
            'configs/align/pe_spatial_align_g14_448.py', 'configs/core/pe_core_toy.py',
            'configs/core/pe_core_g14_448_clip.py', 'configs/core/pe_core_b16_video_ft.py',
            'configs/core/pe_core_b16_distill_from_g.py',

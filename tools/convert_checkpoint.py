@@ -5,6 +5,9 @@
       tools/convert_checkpoint.py backbone SRC DST [--to pe_dense|official|timm]
   deta: official DETA_pe detector (deta_coco_1824pix.pth) -> pe_dense DETA (MMEngine load_from)
       tools/convert_checkpoint.py deta SRC DST [--class-map coco|none|1,2,3...]
+  maskrcnn: official PE Mask R-CNN (mask_rcnn_PE*_G_*.pth) -> pe_dense Mask R-CNN (load_from);
+      a backbone-only pev1_rc2_*_d2.pt -> a PE tower for model.backbone.init_cfg.checkpoint
+      tools/convert_checkpoint.py maskrcnn SRC DST
 
 SRC is a file or a name, fetched into the Hugging Face cache (HF_HUB_OFFLINE=1 reads only it):
   hf://facebook/PE-Spatial-G14-448:PE-Spatial-G14-448.pt, hf-hub:facebook/PE-Spatial-G14-448,
@@ -14,6 +17,7 @@ SRC is a file or a name, fetched into the Hugging Face cache (HF_HUB_OFFLINE=1 r
 import argparse
 
 from pe_dense.models.backbones import checkpoint, deta_convert
+from pe_dense.models.detectors import maskrcnn_convert
 
 
 def _class_map(text):
@@ -43,6 +47,9 @@ def parse_args(argv=None):
                      help="official class row of each of our labels: 'coco' (80 COCO ids, "
                           "default), 'none' (keep every row) or a comma-separated list")
     det.add_argument('--num-dec-layers', type=int, default=6)
+    mrc = sub.add_parser('maskrcnn', help='official PE Mask R-CNN (detectron2) or its backbone')
+    mrc.add_argument('src')
+    mrc.add_argument('dst')
     return parser.parse_args(argv)
 
 
@@ -50,6 +57,8 @@ def main(argv=None):
     args = parse_args(argv)
     if args.kind == 'backbone':
         sd = checkpoint.convert_file(args.src, args.dst, to=args.to)
+    elif args.kind == 'maskrcnn':
+        sd = maskrcnn_convert.convert_file(args.src, args.dst)
     else:
         sd = deta_convert.convert_file(args.src, args.dst, args.class_map, args.num_dec_layers)
     n = sum(v.numel() for v in sd.values())

@@ -12,3 +12,4 @@ from .sa1b import SA1BDataset  # noqa: F401,E402
 from .sam_target_cache import SAMTargetCache, fill_cache, read_rgb  # noqa: F401,E402
 from .transforms import align_transforms  # noqa: F401,E402
 from . import robust_loading  # noqa: F401,E402  LoadImageRobust (mmengine TRANSFORMS)
+from . import repeat_factor_sampler  # noqa: F401,E402  RepeatFactorSampler (mmdet DATA_SAMPLERS)

@@ -41,6 +41,10 @@ def count_blocks(module: nn.Module, prefix: str = 'backbone.') -> int:
 class LayerDecayOptimWrapperConstructor(DefaultOptimWrapperConstructor):
     """``paramwise_cfg=dict(layer_decay_rate=0.9, num_layers=50)``; 1-D params get no decay.
 
+    ``decay_all_params=True`` decays every parameter (norms, biases, position embedding) with
+    the base weight decay, as detectron2 does with ``weight_decay_norm=None`` and no overrides
+    (the official PE Mask R-CNN configs).
+
     Other ``paramwise_cfg`` keys (``custom_keys``' ``lr_mult`` / ``decay_mult``) multiply on
     top of the layer-wise scale.
     """
@@ -52,6 +56,7 @@ class LayerDecayOptimWrapperConstructor(DefaultOptimWrapperConstructor):
         self.decay_rate = paramwise_cfg['layer_decay_rate']
         self.num_layers = paramwise_cfg.get('num_layers')
         self.backbone_prefix = paramwise_cfg.get('backbone_prefix', 'backbone.')
+        self.decay_all = paramwise_cfg.get('decay_all_params', False)
         super().__init__(optim_wrapper_cfg, paramwise_cfg)
 
     def add_params(self, params: List[dict], module: nn.Module, prefix: str = '', **kwargs):
@@ -67,7 +72,7 @@ class LayerDecayOptimWrapperConstructor(DefaultOptimWrapperConstructor):
                 continue
             lid = layer_id(name, num_layers, self.backbone_prefix)
             scale = self.decay_rate ** (num_layers + 1 - lid)
-            no_decay = param.ndim == 1 or name.endswith(_NO_DECAY)
+            no_decay = not self.decay_all and (param.ndim == 1 or name.endswith(_NO_DECAY))
             lr_mult, decay_mult = 1., 1.
             for key, opts in custom.items():
                 if key in name:

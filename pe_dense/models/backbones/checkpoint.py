@@ -263,3 +263,15 @@ def convert_file(src: str, dst: str, to: str = 'pe_dense') -> StateDict:
 __all__ = ['CheckpointError', 'load_checkpoint_file', 'refused_global', 'refusal_message', 'vision_state_dict', 'is_timm_layout',
            'timm_to_official', 'official_to_timm', 'adapt_to_model', 'save_state_dict',
            'convert_file']
+
+
+def check_key_layout(sd: StateDict, layout: Dict[str, tuple], what: str,
+                     path: str = 'checkpoint') -> None:
+    """Raise naming the first keys / shapes of ``sd`` that differ from ``layout``."""
+    missing = [k for k in layout if k not in sd]
+    extra = [k for k in sd if k not in layout]
+    wrong = [f'{k}: {tuple(sd[k].shape)} != {layout[k]}' for k in layout
+             if k in sd and tuple(sd[k].shape) != tuple(layout[k])]
+    if missing or extra or wrong:
+        raise CheckpointError(f'{path} does not match the {what} layout: missing '
+                              f'{missing[:5]}, unexpected {extra[:5]}, shape {wrong[:5]}')

@@ -22,8 +22,8 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 
-from .checkpoint import CheckpointError, load_checkpoint_file
-from .rope import Rope2D
+from .checkpoint import CheckpointError, check_key_layout, load_checkpoint_file
+from .rope import check_stored_rope_tables, stored_rope_table
 
 StateDict = Dict[str, torch.Tensor]
 
@@ -169,26 +169,13 @@ def random_official_state_dict(spec: DetaSpec, device=None, seed: int = 0) -> St
 
 
 def official_rope_table(head_dim: int, n: int, sin: bool = False) -> torch.Tensor:
-    """The official (n*n, head_dim) RoPE buffer: pe_dense's EVA-rule angles, each pair's angle
-    written twice (interleaved), x (column) half first."""
-    table = Rope2D(head_dim, mode='eva')(n, n)
-    part = table.imag if sin else table.real
-    return part.repeat_interleave(2, dim=-1)
+    """The official (n*n, head_dim) RoPE buffer (EVA rule over 16 positions)."""
+    return stored_rope_table(head_dim, n, 16, sin)
 
 
 def check_rope_tables(sd: StateDict, atol: float = 1e-4) -> None:
     """pe_dense recomputes RoPE, so the stored tables must be what it would compute."""
-    for key, val in sd.items():
-        if not key.endswith(('.freqs_cos', '.freqs_sin')) or val.is_meta:
-            continue
-        n = math.isqrt(val.shape[0])
-        if n * n != val.shape[0]:
-            raise CheckpointError(f'{key}: {val.shape[0]} positions is not a square grid')
-        ref = official_rope_table(val.shape[1], n, key.endswith('_sin'))
-        if not torch.allclose(val.float(), ref, atol=atol):
-            raise CheckpointError(
-                f'{key} does not follow the EVA RoPE rule pe_dense uses (positions arange(N)/N*16+1, '
-                f'theta 1e4, N={n}); max difference {(val.float() - ref).abs().max():.3g}')
+    check_stored_rope_tables(sd, 16, atol)
 
 
 # --------------------------------------------------------------------------- renaming
@@ -313,14 +300,7 @@ def load_official_deta(path: str) -> StateDict:
 
 def check_layout(sd: StateDict, spec: DetaSpec, path: str = 'checkpoint') -> None:
     """Raise naming the first keys / shapes that differ from the official layout of ``spec``."""
-    layout = official_deta_layout(spec)
-    missing = [k for k in layout if k not in sd]
-    extra = [k for k in sd if k not in layout]
-    wrong = [f'{k}: {tuple(sd[k].shape)} != {layout[k]}' for k in layout
-             if k in sd and tuple(sd[k].shape) != tuple(layout[k])]
-    if missing or extra or wrong:
-        raise CheckpointError(f'{path} does not match the official DETA layout: missing '
-                              f'{missing[:5]}, unexpected {extra[:5]}, shape {wrong[:5]}')
+    check_key_layout(sd, official_deta_layout(spec), 'official DETA', path)
 
 
 def convert_file(src: str, dst: str, class_map: Optional[Sequence[int]] = COCO_CATEGORY_IDS,

@@ -144,7 +144,8 @@ class PE(BaseModule):
         with_embedding: also return the pooled, projected image embedding (last).
         final_norm: apply ``ln_post`` to the last block's output.
         pos_embed_mode: ``'resample'`` (official towers) or ``'tile'`` (official DETA).
-        rope_mode: ``'pe'`` (official towers) or ``'eva'`` (official DETA).
+        rope_mode: ``'pe'`` (official towers) or ``'eva'`` (official DETA / Mask R-CNN).
+        rope_pt_seq_len: the ``'eva'`` rule's pretraining range (DETA 16, Mask R-CNN 32).
         window_size, global_attn_indexes: window attention everywhere except the listed blocks.
         pad_to_patch: zero-pad inputs to a multiple of the patch (else raise).
         frozen_stages: freeze the stem and the first ``frozen_stages`` blocks (-1: none).
@@ -162,6 +163,7 @@ class PE(BaseModule):
                  final_norm: bool = False,
                  pos_embed_mode: str = 'resample',
                  rope_mode: str = 'pe',
+                 rope_pt_seq_len: int = 16,
                  window_size: int = 0,
                  global_attn_indexes: Sequence[int] = (),
                  pad_to_patch: bool = True,
@@ -224,7 +226,8 @@ class PE(BaseModule):
             self.attn_pool = AttentionPooling(width)
         if s['out_dim']:
             self.proj = nn.Parameter(scale * torch.randn(width, s['out_dim']))
-        self.rope = Rope2D(width // self.num_heads, mode=rope_mode, pos_offset=int(self.has_cls))
+        self.rope = Rope2D(width // self.num_heads, mode=rope_mode, pos_offset=int(self.has_cls),
+                           pt_seq_len=rope_pt_seq_len)
         self._init_linear()
         self._freeze()
 

@@ -2,11 +2,13 @@
 
 ``'pe'``: integer grid coordinates (starting at 1 when the tower was trained with a cls
 token, which then sits at (0, 0) with no rotation), as in the PE-Core/Lang/Spatial towers.
-``'eva'``: coordinates of an N-token axis squeezed into the 16-position pretraining range,
-``arange(N) / N * 16 + 1``, as in the official DETA backbone (EVA-02 style).
+``'eva'``: coordinates of an N-token axis squeezed into the ``pt_seq_len``-position pretraining
+range, ``arange(N) / N * pt_seq_len + 1``, as in the official DETA (16) and Mask R-CNN (32)
+backbones (EVA-02 style).
 Half of every head's channels rotate with x (column), the other half with y (row); channel
 pairs (2i, 2i+1) rotate together.
 """
+import math
 from typing import Dict
 
 import torch
@@ -66,3 +68,28 @@ def apply_rope(x: torch.Tensor, table: RopeTable) -> torch.Tensor:
     """
     pairs = torch.view_as_complex(x.float().unflatten(-1, (-1, 2)))
     return torch.view_as_real(pairs * table).flatten(-2).to(x.dtype)
+
+
+def stored_rope_table(head_dim: int, n: int, pt_seq_len: int = 16, sin: bool = False) -> torch.Tensor:
+    """The (n*n, head_dim) ``freqs_cos`` / ``freqs_sin`` buffer the official detection backbones
+    (DETA, Mask R-CNN) store: EVA-rule angles, each channel pair's angle written twice
+    (interleaved), x (column) half first."""
+    table = Rope2D(head_dim, mode='eva', pt_seq_len=pt_seq_len)(n, n)
+    return (table.imag if sin else table.real).repeat_interleave(2, dim=-1)
+
+
+def check_stored_rope_tables(sd: Dict[str, torch.Tensor], pt_seq_len: int = 16,
+                             atol: float = 1e-4) -> None:
+    """pe_dense recomputes RoPE, so every stored table must be what it would compute."""
+    from .checkpoint import CheckpointError
+    for key, val in sd.items():
+        if not key.endswith(('.freqs_cos', '.freqs_sin')) or val.is_meta:
+            continue
+        n = math.isqrt(val.shape[0])
+        if n * n != val.shape[0]:
+            raise CheckpointError(f'{key}: {val.shape[0]} positions is not a square grid')
+        ref = stored_rope_table(val.shape[1], n, pt_seq_len, key.endswith('_sin'))
+        if val.shape != ref.shape or not torch.allclose(val.float(), ref, atol=atol):
+            raise CheckpointError(
+                f'{key} does not follow the EVA RoPE rule pe_dense uses (positions '
+                f'arange(N)/N*{pt_seq_len}+1, theta 1e4, N={n})')

@@ -10,7 +10,7 @@ stride-2 max-pool level.
 from typing import List, Optional, Sequence, Tuple
 
 import torch.nn.functional as F
-from mmcv.cnn import ConvModule
+from mmcv.cnn import ConvModule, build_norm_layer
 from mmengine.model import BaseModule
 from mmengine.registry import MODELS
 from torch import Tensor, nn
@@ -22,14 +22,16 @@ class LayerNorm2d(nn.LayerNorm):
     _abbr_ = 'ln'
 
     def forward(self, x: Tensor) -> Tensor:
-        return super().forward(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+        # contiguous: mmcv's CPU RoIAlign reads its input's memory as NCHW, whatever the strides
+        return super().forward(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2).contiguous()
 
 
-def _sampler(scale: float, dim: int) -> Tuple[nn.Module, int]:
+def _sampler(scale: float, dim: int, norm_cfg: Optional[dict]) -> Tuple[nn.Module, int]:
     """The module resampling a ``dim``-channel map by ``scale`` and its output channels."""
     if scale == 4.0:
+        norm = build_norm_layer(norm_cfg or dict(type='LN2d'), dim // 2)[1]
         return nn.Sequential(
-            nn.ConvTranspose2d(dim, dim // 2, 2, stride=2), LayerNorm2d(dim // 2), nn.GELU(),
+            nn.ConvTranspose2d(dim, dim // 2, 2, stride=2), norm, nn.GELU(),
             nn.ConvTranspose2d(dim // 2, dim // 4, 2, stride=2)), dim // 4
     if scale == 2.0:
         return nn.Sequential(nn.ConvTranspose2d(dim, dim // 2, 2, stride=2)), dim // 2
@@ -53,7 +55,8 @@ class SimpleFPN(BaseModule):
             are returned as they are (DETA).
         num_outs: total levels; levels beyond ``scale_factors`` are stride-2 max-pools
             (kernel 1) of the last one (ViTDet's p6).
-        norm_cfg: norm of the output convs, e.g. ``dict(type='LN2d')`` or GN.
+        norm_cfg: norm of the output convs and of the 4x sampler, e.g. ``dict(type='LN2d')``
+            (ViTDet / detectron2: ``dict(type='LN2d', eps=1e-6)``) or GN.
     """
 
     def __init__(self, in_channels: int, scale_factors: Sequence[float] = (2.0, 1.0, 0.5),
@@ -71,7 +74,7 @@ class SimpleFPN(BaseModule):
         self.out_channels = out_channels
         self.level_channels: List[int] = []
         for i, scale in enumerate(self.scale_factors):
-            module, ch = _sampler(scale, in_channels)
+            module, ch = _sampler(scale, in_channels, norm_cfg)
             self.add_module(f'fpn{i + 1}', module)
             self.level_channels.append(ch)
         if out_channels is not None:
