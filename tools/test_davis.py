@@ -67,7 +67,10 @@ def build(args):
     os.makedirs(work_dir, exist_ok=True)
     torch.manual_seed(args.seed)
     device = args.device or ('cuda' if torch.cuda.is_available() else 'cpu')
-    backbone = build_backbone(backbone_cfg, args.checkpoint, args.random_init, device)
+    try:
+        backbone = build_backbone(backbone_cfg, args.checkpoint, args.random_init, device)
+    except (ValueError, FileNotFoundError) as e:  # no weights: a hint, not a traceback
+        sys.exit(f'test_davis: {e}')
     with open(osp.join(work_dir, 'davis_settings.json'), 'w') as fh:
         json.dump(dict(config=args.config, checkpoint=args.checkpoint, backbone=backbone_cfg,
                        propagation=prop, layers=args.layer, data_root=args.data_root,
@@ -123,8 +126,8 @@ def main(argv=None):
     sweep = {layer: propagate_and_evaluate(args, dataset, backbone, dict(prop, layer=layer),
                                            osp.join(work_dir, f'layer{layer}'))
              for layer in layers}
-    print('layer sweep (J&F-Mean): ' + ', '.join(
-        f'{layer}: {s["global"]["J&F-Mean"]:.3f}' for layer, s in sweep.items()))
+    print('layer sweep (J&F-Mean, %): ' + ', '.join(
+        f'{layer}: {100 * s["global"]["J&F-Mean"]:.1f}' for layer, s in sweep.items()))
     return sweep
 
 

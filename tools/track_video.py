@@ -3,6 +3,9 @@
     python tools/track_video.py clip.mp4 --first-mask mask.png \
         --config configs/davis/pe_spatial_b16_davis.py --checkpoint PE-Spatial-B16-512.pt
 
+The video may also be a folder of frames (DAVIS JPEGImages/480p/<seq>/) or a numbered
+pattern (frames/%05d.jpg).
+
 The first mask is a palette PNG (DAVIS style) or a single-channel label PNG with 0 =
 background and 1..K = objects, the size of the video frames. Writes <out>/overlay.mp4 and
 <out>/masks/00000.png ... (indexed PNGs).
@@ -17,7 +20,9 @@ import pe_dense  # noqa: F401  registers the components (installed by `make`)
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument('video', help='input video (anything OpenCV decodes)')
+    p.add_argument('video', help='a video file OpenCV decodes, a folder of frames (read in '
+                                 'name order, e.g. DAVIS JPEGImages/480p/<seq>) or a numbered '
+                                 'pattern such as frames/%%05d.jpg')
     p.add_argument('--first-mask', required=True, help='label/palette PNG of frame 0')
     p.add_argument('--config', default='PE-Spatial-B16-512', help='configs/davis/*.py or arch')
     p.add_argument('--checkpoint', help='PE weights')
@@ -48,7 +53,10 @@ def main(argv=None):
     prop.update({k: getattr(args, k) for k in ('layer', 'size') if getattr(args, k) is not None})
     torch.manual_seed(args.seed)
     device = args.device or ('cuda' if torch.cuda.is_available() else 'cpu')
-    backbone = build_backbone(backbone_cfg, args.checkpoint, args.random_init, device)
+    try:
+        backbone = build_backbone(backbone_cfg, args.checkpoint, args.random_init, device)
+    except (ValueError, FileNotFoundError) as e:  # no weights: a hint, not a traceback
+        sys.exit(f'track_video: {e}')
     try:
         n = track_video(cap, first, palette, build_propagator(backbone, **prop), args.out, fps,
                         args.alpha, args.max_frames, not args.no_progress)

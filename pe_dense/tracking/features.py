@@ -87,7 +87,9 @@ def build_backbone(backbone: dict, checkpoint: Optional[str] = None,
         raise ValueError('no PE weights given: pass a checkpoint (or random_init=True / '
                          '--random-init for a smoke run)')
     elif not osp.isfile(init['checkpoint']):
-        raise FileNotFoundError(f"PE checkpoint {init['checkpoint']} not found")
+        raise FileNotFoundError(f"PE checkpoint {init['checkpoint']} (the config's init_cfg) "
+                                'not found: pass --checkpoint FILE, or --random-init for a '
+                                'smoke run with random weights')
     model = MODELS.build(backbone)
     if not random_init:  # random weights are set at construction; init_weights only loads
         model.init_weights()
