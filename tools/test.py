@@ -24,7 +24,7 @@ def main(argv=None):
     args = parse_args(argv)
     cfg = load_config(args.config, args)
     cfg = setup_test(cfg, args.checkpoint, show_dir=args.show_dir, tta=args.tta)
-    runner = build_runner(cfg)
+    runner = build_runner(cfg, verbose=args.verbose)
     if args.out:
         from mmengine.evaluator import DumpResults
         if not args.out.endswith(('.pkl', '.pickle')):
