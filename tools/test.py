@@ -4,6 +4,7 @@
 python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--show-dir DIR] [--tta] [--out F.pkl]
 """
 import argparse
+import numbers
 import sys
 
 import pe_dense  # noqa: F401  registers components; safe checkpoint loading
@@ -31,7 +32,8 @@ def main(argv=None):
             raise ValueError(f'--out must be a .pkl file, got {args.out}')
         runner.test_evaluator.metrics.append(DumpResults(out_file_path=args.out))
     metrics = runner.test()
-    print({k: round(float(v), 4) if isinstance(v, float) else v for k, v in metrics.items()})
+    print({k: round(float(v), 4) if isinstance(v, numbers.Real) else v
+           for k, v in metrics.items()})  # numpy scalars too
     return 0
 
 

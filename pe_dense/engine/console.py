@@ -30,6 +30,12 @@ def filter_third_party_warnings() -> None:
     # torch.cuda.amp deprecations triggered by mmengine 0.10.7's AmpOptimWrapper / autocast
     warnings.filterwarnings('ignore', message=r'.*torch\.cuda\.amp\..*is deprecated',
                             category=FutureWarning)
+    # mmseg 1.2.2: BaseDecodeHead builds its losses through mmseg's own deprecated build_loss;
+    # CrossEntropyLoss announces its avg_non_ignore default; LoadAnnotations announces the
+    # move of reduce_zero_label (our ADE20k pipelines set it there, as mmseg's configs do)
+    for message in (r'``build_loss`` would be deprecated', r'Default ``avg_non_ignore``',
+                    r'`reduce_zero_label` will be deprecated'):
+        warnings.filterwarnings('ignore', message=message, category=UserWarning)
     # mmdet 3.3 models/layers/transformer/deformable_detr_layers.py
     # (get_encoder_reference_points) calls torch.meshgrid without `indexing`
     warnings.filterwarnings('ignore', message=r'torch\.meshgrid: in an upcoming release',
