@@ -237,3 +237,17 @@ def test_davis_tools_without_weights_give_a_hint_not_a_traceback(tmp_path, capsy
     first = osp.join(data, 'Annotations', '480p', 'toy-val-00', '00000.png')
     with pytest.raises(SystemExit, match=r'track_video: .*--checkpoint FILE.*--random-init'):
         load_tool('track_video').main([seq, '--first-mask', first, '--config', cfg])
+
+
+def test_cfg_options_override_tracking_settings(tmp_path):
+    cfg = osp.join(ROOT, 'configs', 'davis', 'pe_spatial_t16_davis.py')
+    backbone, prop, name = load_settings(cfg, {'propagation.topk': 3, 'backbone.img_size': 224})
+    assert prop['topk'] == 3 and prop['radius'] == 12 and backbone['img_size'] == 224
+    assert backbone['arch'] == 'PE-Spatial-T16-512' and name == 'pe_spatial_t16_davis'
+    backbone, prop, name = load_settings('PE-Core-T16-384', {'propagation.n_last': 2})
+    assert backbone == dict(type='PE', arch='PE-Core-T16-384') and prop['n_last'] == 2
+    with pytest.raises(KeyError, match=r"unknown propagation keys \['topp'\]"):
+        load_settings(cfg, {'propagation.topp': 3})
+    args = load_tool('test_davis').parse_args([cfg, '--data-root', 'd', '--cfg-options',
+                                               'propagation.temperature=0.2'])
+    assert args.cfg_options == {'propagation.temperature': 0.2}

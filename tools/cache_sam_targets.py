@@ -9,7 +9,7 @@ import argparse
 import json
 
 import torch
-from mmengine.config import Config
+from mmengine.config import Config, DictAction
 from mmengine.registry import DATASETS, MODELS, init_default_scope
 
 import pe_dense  # noqa: F401  (registers everything)
@@ -24,12 +24,16 @@ def parse_args():
     p.add_argument('--split', default='train', choices=['train', 'val'])
     p.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
     p.add_argument('--no-progress', action='store_true')
+    p.add_argument('--cfg-options', nargs='+', action=DictAction,
+                   help='override config keys, e.g. model.sam_teacher.chunk=16')
     return p.parse_args()
 
 
 def main():
     args = parse_args()
     cfg = Config.fromfile(args.config)
+    if args.cfg_options:
+        cfg.merge_from_dict(args.cfg_options)
     init_default_scope(cfg.get('default_scope', 'mmengine'))
     if 'sam_cache' not in cfg or 'sam_teacher' not in cfg.model:
         raise KeyError(f'{args.config}: needs `sam_cache` and `model.sam_teacher`')

@@ -18,6 +18,7 @@ import sys
 import time
 
 import pe_dense  # noqa: F401  registers the components (installed by `make`)
+from mmengine.config import DictAction
 
 
 def parse_args(argv=None):
@@ -43,6 +44,8 @@ def parse_args(argv=None):
     p.add_argument('--eval-only', action='store_true', help='only evaluate --results')
     p.add_argument('--results', help='folder of predicted masks (<seq>/<frame>.png)')
     p.add_argument('--no-progress', action='store_true')
+    p.add_argument('--cfg-options', nargs='+', action=DictAction,
+                   help='override config keys, e.g. propagation.topk=7 backbone.img_size=224')
     args = p.parse_args(argv)
     if args.eval_only and not args.results:
         p.error('--eval-only needs --results DIR')
@@ -59,7 +62,7 @@ def build(args):
 
     from pe_dense.tracking.features import build_backbone, load_settings
 
-    backbone_cfg, prop, name = load_settings(args.config)
+    backbone_cfg, prop, name = load_settings(args.config, args.cfg_options)
     for key in ('size', 'n_last', 'topk', 'radius', 'temperature'):
         if getattr(args, key) is not None:
             prop[key] = getattr(args, key)

@@ -15,6 +15,7 @@ import os.path as osp
 import sys
 
 import pe_dense  # noqa: F401  registers the components (installed by `make`)
+from mmengine.config import DictAction
 
 
 def parse_args(argv=None):
@@ -35,6 +36,8 @@ def parse_args(argv=None):
     p.add_argument('--device', default=None, help='default: cuda if available, else cpu')
     p.add_argument('--seed', type=int, default=0)
     p.add_argument('--no-progress', action='store_true')
+    p.add_argument('--cfg-options', nargs='+', action=DictAction,
+                   help='override config keys, e.g. propagation.topk=7 backbone.img_size=224')
     return p.parse_args(argv)
 
 
@@ -49,7 +52,7 @@ def main(argv=None):
         first, palette = read_first_mask(args.first_mask, size)
     except (VideoError, ValueError) as e:
         sys.exit(f'track_video: {e}')
-    backbone_cfg, prop, _ = load_settings(args.config)
+    backbone_cfg, prop, _ = load_settings(args.config, args.cfg_options)
     prop.update({k: getattr(args, k) for k in ('layer', 'size') if getattr(args, k) is not None})
     torch.manual_seed(args.seed)
     device = args.device or ('cuda' if torch.cuda.is_available() else 'cpu')
