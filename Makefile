@@ -12,7 +12,7 @@ STAMP := $(VENV)/.pe_dense_installed
 # The main job on an embedded default: toy DETA (generate data, train, evaluate, draw).
 DEMO ?= scripts/demo.sh
 
-.PHONY: install demo test test-fast clean-venv
+.PHONY: install demo test test-fast clean-venv check-fresh-install
 
 install: $(STAMP)
 
@@ -42,3 +42,8 @@ test-fast: install
 
 clean-venv:
 	rm -rf $(VENV)
+
+# The whole bare-machine path (temporary clone, HOME and venv, no wheelhouse, mmcv built from
+# source, then make demo), timed. Tests the committed HEAD.
+check-fresh-install:
+	bash scripts/check_fresh_install.sh

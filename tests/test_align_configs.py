@@ -5,7 +5,7 @@ import pytest
 from mmengine.config import Config
 from mmengine.registry import DATASETS, HOOKS, MODELS, OPTIMIZERS, TRANSFORMS
 
-import pe_dense  # noqa: F401
+import pe_dense.align  # noqa: F401  registers the align components
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 

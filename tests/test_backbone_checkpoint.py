@@ -5,6 +5,8 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
+from tests.fixtures.global_state import checkpoint_io  # noqa: F401  (fixture)
+
 from pe_dense.models.backbones import PE, CheckpointError
 from pe_dense.models.backbones.checkpoint import (convert_file, load_checkpoint_file,
                                                   official_to_timm, vision_state_dict)
@@ -94,7 +96,7 @@ def test_non_checkpoint_files_are_reported(tmp_path):
 
 def test_pickled_objects_outside_the_allowlist_are_refused(tmp_path):
     torch.save({'model': _official(), 'args': argparse.Namespace(lr=1)}, tmp_path / 'args.pt')
-    with pytest.raises(CheckpointError, match='allowlist'):
+    with pytest.raises(CheckpointError, match='refused to unpickle argparse.Namespace'):
         load_checkpoint_file(str(tmp_path / 'args.pt'))
     obj = load_checkpoint_file(str(tmp_path / 'args.pt'), extra_safe_globals=[argparse.Namespace])
     assert isinstance(obj['args'], argparse.Namespace)
@@ -127,11 +129,10 @@ def test_vision_state_dict_rejects_tensorless_objects():
         vision_state_dict({'epoch': 1})
 
 
-def test_extra_safe_globals_do_not_shrink_the_process_allowlist(tmp_path):
-    """Loading with extras must leave pe_dense's resume allowlist (HistoryBuffer...) in place."""
+def test_extra_safe_globals_do_not_shrink_the_process_allowlist(tmp_path, checkpoint_io):
+    """Loading with extras must leave the tools' resume allowlist (HistoryBuffer...) in place."""
     from mmengine.logging.history_buffer import HistoryBuffer
 
-    import pe_dense  # noqa: F401  installs the allowlist
     torch.save({'w': torch.ones(1)}, tmp_path / 'w.pt')
     load_checkpoint_file(str(tmp_path / 'w.pt'), extra_safe_globals=[HistoryBuffer, argparse.Namespace])
     allowed = torch.serialization.get_safe_globals()

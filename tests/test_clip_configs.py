@@ -5,7 +5,7 @@ import pytest
 from mmengine.config import Config
 from mmengine.registry import MODELS
 
-import pe_dense  # noqa: F401
+import pe_dense.core  # noqa: F401  registers the core components
 
 CONFIGS = sorted(glob.glob('configs/core/*.py'))
 
@@ -14,7 +14,7 @@ def test_every_core_config_parses_with_custom_imports():
     assert len(CONFIGS) >= 6
     for path in CONFIGS:
         cfg = Config.fromfile(path)
-        assert cfg.custom_imports == dict(imports=['pe_dense'], allow_failed_imports=False), path
+        assert cfg.custom_imports == dict(imports=['pe_dense.core'], allow_failed_imports=False), path
         assert cfg.model.type == 'PECLIP', path
         assert cfg.randomness.seed is not None, path
         assert [b['type'] for b in cfg.vis_backends] == ['LocalVisBackend',

@@ -12,7 +12,7 @@ import torch
 from mmengine.dataset import default_collate
 from mmengine.registry import DATASETS, METRICS
 
-import pe_dense  # noqa: F401  (registers everything)
+import pe_dense.core  # noqa: F401  registers the core components
 from pe_dense.datasets.image_text import ManifestError
 from pe_dense.datasets.transforms.clip_transforms import (ClipLoadImage, ClipLoadVideoFrames,
                                                           ClipRandomResizedCrop, ClipResize,

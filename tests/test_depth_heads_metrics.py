@@ -13,7 +13,7 @@ from mmseg.evaluation import DepthMetric
 from mmseg.registry import DATASETS, MODELS
 from mmseg.structures import SegDataSample
 
-import pe_dense  # noqa: F401
+import pe_dense.seg  # noqa: F401  registers the seg components
 from pe_dense.datasets.seg_checks import CheckDepthMap
 from pe_dense.models.decode_heads import DPTDepthHead, LinearDepthHead, bin_centres
 

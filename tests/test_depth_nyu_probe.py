@@ -16,8 +16,7 @@ import torch
 from mmengine.config import Config
 from mmengine.runner import Runner
 
-import pe_dense  # noqa: F401
-import pe_dense.datasets.seg_checks  # noqa: F401
+import pe_dense.seg  # noqa: F401  registers the seg components
 from pe_dense.toy import make_nyu
 
 CONFIG = osp.join(osp.dirname(__file__), '..', 'configs', 'nyu', 'pe_spatial_g14_linear4_nyu.py')

@@ -4,7 +4,7 @@ import torch
 from mmdet.registry import TASK_UTILS
 from mmengine.structures import InstanceData
 
-import pe_dense  # noqa: F401
+import pe_dense.det  # noqa: F401  registers the det components
 from pe_dense.models.task_modules.assigners import (DETAStage1Assigner, DETAStage2Assigner,
                                                     topk_per_gt)
 

@@ -11,7 +11,7 @@ from mmengine.config import Config
 from mmengine.registry import DefaultScope
 from mmengine.structures import InstanceData
 
-import pe_dense  # noqa: F401
+import pe_dense.det  # noqa: F401  registers the det components
 from pe_dense.models.backbones import deta_convert as dc
 from pe_dense.models.detectors import select_queries
 from pe_dense.models.detectors.deta import level_ids_of

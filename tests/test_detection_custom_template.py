@@ -1,5 +1,6 @@
 """configs/demo/custom_coco_template.py builds and trains 2 iterations (+ a validation) on a toy set."""
 import json
+import re
 from pathlib import Path
 
 from mmengine.config import Config
@@ -80,3 +81,51 @@ def test_template_trains_two_iterations_on_toy_set(tmp_path):
     assert any('loss' in x for x in lines)
     assert any('coco/bbox_mAP' in x for x in lines)  # the validation ran with CocoMetric
     assert list((tmp_path / 'work').glob('*/vis_data/events.out.tfevents.*'))  # tensorboard
+
+
+def _template_with(tmp_path, **values):
+    """The template as a user edits it: the ``name = value`` lines of the edit block replaced."""
+    text = TEMPLATE.read_text().replace("'../_base_/", repr(str(TEMPLATE.parents[1] / '_base_'))[:-1] + '/')
+    for key, value in values.items():
+        text, n = re.subn(rf'^{key} = .*$', f'{key} = {value!r}', text, flags=re.M)
+        assert n == 1, key
+    path = tmp_path / 'my_dataset.py'
+    path.write_text(text)
+    return Config.fromfile(str(path))
+
+
+def test_albumentations_photometric_aug_is_opt_in_and_keeps_boxes(tmp_path):
+    """photometric_aug=True adds mmdet's Albu (albumentations) before packing: on the toy set
+    the same seeded samples get other pixel values and exactly the same boxes and labels."""
+    import random
+
+    import numpy as np
+    import torch
+    from mmdet.registry import DATASETS
+    from mmdet.utils import register_all_modules
+
+    register_all_modules(init_default_scope=True)
+    data = tmp_path / 'data'
+    make_coco(str(data), num_train=4, num_val=1, size=96, progress_bar=False)
+    samples = {}
+    for aug in (False, True):
+        cfg = _template_with(tmp_path, photometric_aug=aug)
+        types = [t['type'] for t in cfg.train_pipeline]
+        assert ('Albu' in types) == aug and types[-1] == 'PackDetInputs'
+        ds_cfg = cfg.train_dataloader.dataset
+        ds_cfg.update(data_root=str(data) + '/', ann_file='annotations/instances_train2017.json',
+                      data_prefix=dict(img='train2017/'))
+        dataset = DATASETS.build(ds_cfg)
+        out = []
+        for i in range(len(dataset)):
+            random.seed(i), np.random.seed(i), torch.manual_seed(i)
+            out.append(dataset[i])
+        samples[aug] = out
+    changed = 0
+    for plain, jittered in zip(samples[False], samples[True]):
+        a, b = plain['data_samples'], jittered['data_samples']
+        torch.testing.assert_close(b.gt_instances.bboxes.tensor, a.gt_instances.bboxes.tensor)
+        assert torch.equal(b.gt_instances.labels, a.gt_instances.labels)
+        assert plain['inputs'].shape == jittered['inputs'].shape
+        changed += int(not torch.equal(plain['inputs'], jittered['inputs']))
+    assert changed >= 1

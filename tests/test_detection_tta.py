@@ -120,7 +120,7 @@ def test_head_soft_nms_per_view_keeps_every_survivor_of_the_top_scores():
     from mmdet.structures.bbox import bbox_cxcywh_to_xyxy
     from mmdet.utils import register_all_modules
 
-    import pe_dense  # noqa: F401
+    import pe_dense.det  # noqa: F401  registers the det components
     register_all_modules(init_default_scope=False)
     soft = dict(method='quad', iou_threshold=0.7, quad_scale=0.5, min_score=1e-3)
     head = MODELS.build(dict(type='DETAHead', num_classes=3, embed_dims=16,

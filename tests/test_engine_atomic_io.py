@@ -6,9 +6,11 @@ import torch
 from mmengine.fileio import get_file_backend
 from mmengine.runner.checkpoint import save_checkpoint
 
-import pe_dense  # noqa: F401  installs the atomic backend
 from pe_dense.engine.atomic_io import (AtomicLocalBackend, find_resumable_checkpoint,
                                        is_complete_checkpoint)
+from tests.fixtures.global_state import checkpoint_io  # noqa: F401  (fixture)
+
+pytestmark = pytest.mark.usefixtures('checkpoint_io')  # the atomic backend, as the tools run
 
 
 def test_mmengine_uses_the_atomic_backend(tmp_path):

@@ -13,6 +13,9 @@ from mmengine.runner.checkpoint import CheckpointLoader
 from pe_dense.engine import safe_checkpoint
 from pe_dense.engine.safe_checkpoint import (UnsafeCheckpointError, history_buffer_getattr,
                                              load_local_checkpoint)
+from tests.fixtures.global_state import checkpoint_io  # noqa: F401  (fixture)
+
+pytestmark = pytest.mark.usefixtures('checkpoint_io')  # the allowlist, as the tools run
 
 
 def _message_hub_like():

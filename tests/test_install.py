@@ -4,6 +4,7 @@ import ast
 import importlib.metadata as metadata
 import os
 import subprocess
+import sys
 
 import pytest
 from packaging.requirements import Requirement
@@ -72,3 +73,47 @@ def test_ci_run_prepends_the_shared_wheelhouse_and_calls_make_test(tmp_path):
     out = subprocess.run(['bash', str(repo / '.ci' / 'run')], cwd=tmp_path, env=env,
                          capture_output=True, text=True, check=True).stdout.strip()
     assert out == f'make test | {shared} /opt/w'
+
+
+def test_check_fresh_install_runs_make_demo_on_a_clean_clone_home_and_no_wheelhouse(tmp_path):
+    """scripts/check_fresh_install.sh with `make` replaced by a probe of what it would see."""
+    repo, home, fake_bin = tmp_path / 'repo', tmp_path / 'home', tmp_path / 'bin'
+    (repo / 'scripts').mkdir(parents=True)
+    script = open(os.path.join(ROOT, 'scripts', 'check_fresh_install.sh')).read()
+    (repo / 'scripts' / 'check_fresh_install.sh').write_text(script)
+    (repo / 'committed.txt').write_text('v1')
+    git = ['git', '-c', 'user.name=t', '-c', 'user.email=t@t']
+    subprocess.run(git + ['init', '-q', str(repo)], check=True)
+    subprocess.run(git + ['-C', str(repo), 'add', '.'], check=True)
+    subprocess.run(git + ['-C', str(repo), 'commit', '-qm', 'c'], check=True)
+    (repo / 'committed.txt').write_text('uncommitted edit')
+    (home / '.config' / 'pip').mkdir(parents=True)
+    (home / '.config' / 'pip' / 'pip.conf').write_text('[global]\nindex-url = file:///idx\n')
+    (home / '.cache' / 'pe_dense' / 'wheels').mkdir(parents=True)
+    fake_bin.mkdir()
+    (fake_bin / 'make').write_text(
+        '#!/usr/bin/env bash\n'
+        'echo "args: $*"; echo "links: ${PIP_FIND_LINKS-unset} cache: ${PE_DENSE_WHEEL_CACHE-unset}"\n'
+        'echo "home: $HOME"; echo "cached: $(ls -A "$HOME/.cache" 2>/dev/null)"\n'
+        'cat "$HOME/.config/pip/pip.conf"\n'
+        'cat "$2/committed.txt"; echo; echo "install_mmcv: building from source"\n')
+    (fake_bin / 'make').chmod(0o755)
+    env = dict(os.environ, HOME=str(home), PATH=f'{fake_bin}:{os.environ["PATH"]}',
+               PYTHON=sys.executable,
+               PIP_FIND_LINKS='/opt/wheels', PE_DENSE_WHEEL_CACHE='/w', TMPDIR=str(tmp_path))
+    env.pop('XDG_CONFIG_HOME', None)
+    out = subprocess.run(['bash', str(repo / 'scripts' / 'check_fresh_install.sh')], env=env,
+                         capture_output=True, text=True, check=True).stdout
+    assert 'uncommitted changes' in out and '\nv1\n' in out  # the clone holds HEAD only
+    lines = dict(line.split(': ', 1) for line in out.splitlines()
+                 if line.split(':')[0] in ('args', 'home', 'cached', 'links'))
+    fresh = lines['home'][:-len('/home')]
+    assert fresh.startswith(str(tmp_path / 'pe_dense_fresh.')) and lines['home'].endswith('/home')
+    assert lines['args'] == f'-C {fresh}/pe_dense demo PYTHON={sys.executable}'
+    assert lines['links'] == 'unset cache: unset' and lines['cached'] == ''
+    assert 'index-url = file:///idx' in out and 'check-fresh-install: passed' in out
+    assert not list(tmp_path.glob('pe_dense_fresh.*'))  # removed afterwards
+
+
+def test_make_check_fresh_install_runs_the_script_without_installing_here():
+    assert _make_n('check-fresh-install').splitlines() == ['bash scripts/check_fresh_install.sh']

@@ -20,7 +20,10 @@ def _stock(package: str, rel: str) -> Config:
     import os
     root = os.path.dirname(importlib.import_module(package).__file__)
     cfg = Config.fromfile(os.path.join(root, '.mim', 'configs', rel))
-    cfg.custom_imports = dict(imports=['pe_dense'], allow_failed_imports=False)
+    cfg.custom_imports = dict(imports=['pe_dense.backbone', 'pe_dense.models.necks'],
+                              allow_failed_imports=False)  # PE and SimpleFPN
+    from mmengine.utils import import_modules_from_strings
+    import_modules_from_strings(**cfg.custom_imports)  # as Config.fromfile does for a file
     return cfg
 
 

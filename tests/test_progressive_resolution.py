@@ -10,7 +10,7 @@ from mmengine.model import BaseModel
 from mmengine.registry import MODELS, OPTIMIZERS
 from mmengine.runner import Runner
 
-import pe_dense  # noqa: F401
+import pe_dense.all  # noqa: F401  registers every component
 from pe_dense.engine.hooks import ProgressiveResolutionHook
 
 

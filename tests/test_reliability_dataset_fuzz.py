@@ -25,7 +25,7 @@ from mmengine.logging import MMLogger
 from mmengine.registry import init_default_scope
 from PIL import Image
 
-import pe_dense  # noqa: F401  registers datasets and transforms
+import pe_dense.all  # noqa: F401  registers every component
 from pe_dense.datasets.robust_loading import DEFAULT_MAX_PIXELS
 from tests.fuzz.broken_images import write_broken_images
 

@@ -20,7 +20,7 @@ SLOW_HOOKS = ("custom_hooks = [dict(type='RNGStateHook'), "
 def _cfg(tmp_path):
     return write_child_config(
         tmp_path / 'slow_tiny.py', os.path.join(ROOT, 'tests', 'fixtures', 'tiny_task_cfg.py'),
-        ['pe_dense', 'tests.fixtures.tiny_task', 'tests.fuzz.slow_hook'], evaluate=True,
+        ['pe_dense.engine', 'tests.fixtures.tiny_task', 'tests.fuzz.slow_hook'], evaluate=True,
         body="custom_hooks = [dict(type='RNGStateHook'), dict(type='NaNGuardHook'), "
              "dict(type='SleepAfterIterHook', seconds=0.4)]\n")
 
@@ -35,8 +35,8 @@ def _env():
 
 
 def _weights(path):
-    import pe_dense  # noqa: F401  the resume allowlist
-    return torch.load(path, weights_only=True)['state_dict']
+    from pe_dense.models.backbones.checkpoint import load_checkpoint_file
+    return load_checkpoint_file(str(path))['state_dict']  # weights_only, MMEngine classes allowed
 
 
 def _kill_and_resume(cfg, tmp_path, ready: str, next_ckpt: str, final: str, wait_s: float,
@@ -131,7 +131,7 @@ def test_alignment_sigkill_mid_interval_resumes_to_the_same_weights(tmp_path):
     make_images(str(data), num_train=8, num_val=2, size=128, progress_bar=False)
     cfg = write_child_config(
         tmp_path / 'align_kill.py', os.path.join(ROOT, 'configs', 'align', 'toy_align_tiny.py'),
-        ['pe_dense', 'tests.fuzz.slow_hook'], evaluate=True,
+        ['pe_dense.align', 'tests.fuzz.slow_hook'], evaluate=True,
         body="model = dict(sam_teacher=dict(image_size=128))\n"
              "train_pipeline = [dict(type='LoadAlignImage'), dict(type='AlignResize', size=128), "
              "dict(type='AlignRandomFlip', prob=0.5), dict(type='PackAlignInputs')]\n"
@@ -157,7 +157,7 @@ def test_contrastive_sigkill_mid_interval_resumes_to_the_same_weights(tmp_path):
     data = tmp_path / 'toy_imagetext'
     make_toy('imagetext', str(data), num_train=32, num_val=8, size=size, progress_bar=False)
     cfg = write_child_config(
-        tmp_path / 'clip_kill.py', toy, ['pe_dense', 'tests.fuzz.slow_hook'],
+        tmp_path / 'clip_kill.py', toy, ['pe_dense.core', 'tests.fuzz.slow_hook'],
         body=f"train_dataloader = dict(batch_size=16, dataset=dict(data_root={str(data)!r}))\n"
              "train_cfg = dict(max_iters=12, val_interval=100)\n"
              "param_scheduler = [dict(type='LinearLR', start_factor=0.1, by_epoch=False, "

@@ -65,9 +65,9 @@ def _compare_losses(work1, work2, iters):
 
 
 def _compare_weights(path1, path2):
-    import pe_dense  # noqa: F401  the resume allowlist
-    a = torch.load(path1, weights_only=True)['state_dict']
-    b = torch.load(path2, weights_only=True)['state_dict']
+    from pe_dense.models.backbones.checkpoint import load_checkpoint_file
+    a = load_checkpoint_file(str(path1))['state_dict']  # weights_only, MMEngine classes allowed
+    b = load_checkpoint_file(str(path2))['state_dict']
     assert a.keys() == b.keys()
     for k in a:
         torch.testing.assert_close(b[k], a[k], atol=WEIGHT_ATOL, rtol=0, msg=k)
@@ -102,7 +102,7 @@ def test_toy_clip_torchrun_two_processes_equals_one(tmp_path):
     data = tmp_path / 'toy_imagetext'
     make_toy('imagetext', str(data), num_train=32, num_val=8, size=size, progress_bar=False)
     cfg = write_child_config(
-        tmp_path / 'clip_ddp.py', toy, ['pe_dense', 'tests.fixtures.global_loss_hook'],
+        tmp_path / 'clip_ddp.py', toy, ['pe_dense.core', 'tests.fixtures.global_loss_hook'],
         body="model = dict(mask_reg=None, zero_shot=None)\n"
              "train_pipeline = [dict(type='ClipLoadImage'), "
              f"dict(type='ClipResize', scale={size}), dict(type='PackClipInputs')]\n"

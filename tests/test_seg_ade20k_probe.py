@@ -10,8 +10,7 @@ import torch
 from mmengine.config import Config
 from mmengine.runner import Runner
 
-import pe_dense  # noqa: F401
-import pe_dense.datasets.seg_checks  # noqa: F401
+import pe_dense.seg  # noqa: F401  registers the seg components
 from pe_dense.toy import ADE20K_TOY_CLASSES, make_ade20k
 from pe_dense.toy.ade20k import ADE20K_TOY_IDS
 

@@ -8,7 +8,7 @@ import pytest
 from mmengine.registry import init_default_scope
 from mmseg.registry import DATASETS
 
-import pe_dense  # noqa: F401
+import pe_dense.seg  # noqa: F401  registers the seg components
 from pe_dense.datasets.seg_checks import CheckSegLabel
 
 PIPELINE = [

@@ -9,7 +9,7 @@ from mmseg.registry import MODELS
 from mmseg.structures import SegDataSample
 from mmengine.structures import PixelData
 
-import pe_dense  # noqa: F401
+import pe_dense.seg  # noqa: F401  registers the seg components
 from pe_dense.models.decode_heads import LinearProbeHead, gather_features
 
 CFG_DIR = osp.join(osp.dirname(__file__), '..', 'configs', 'ade20k')
@@ -91,7 +91,7 @@ def tiny(cfg: Config) -> Config:
 ])
 def test_ade20k_configs_build_and_predict(name, mode):
     cfg = tiny(Config.fromfile(osp.join(CFG_DIR, name + '.py')))
-    assert cfg.default_scope == 'mmseg' and 'pe_dense' in cfg.custom_imports.imports
+    assert cfg.default_scope == 'mmseg' and 'pe_dense.seg' in cfg.custom_imports.imports
     assert cfg.model.test_cfg.mode == mode
     assert {b['type'] for b in cfg.vis_backends} == {'LocalVisBackend', 'TensorboardVisBackend'}
     if 'linear' in name:

@@ -9,7 +9,7 @@ from mmengine.config import Config
 from mmengine.registry import init_default_scope
 from mmseg.registry import MODELS
 
-import pe_dense  # noqa: F401
+import pe_dense.seg  # noqa: F401  registers the seg components
 from pe_dense.apis.seg_infer import config_classes, inference_pipeline, infer_files
 
 ROOT = osp.join(osp.dirname(__file__), '..', 'configs')

@@ -16,7 +16,7 @@ from mmengine.config import Config
 from mmengine.registry import init_default_scope
 from mmseg.registry import MODELS
 
-import pe_dense  # noqa: F401
+import pe_dense.seg  # noqa: F401  registers the seg components
 
 REPO = osp.join(osp.dirname(__file__), '..')
 TINY_PE = dict(patch_size=8, width=32, depth=4, heads=2, mlp_dim=64, cls_token=True,

@@ -3,7 +3,7 @@ import pytest
 import torch
 from mmengine.registry import MODELS
 
-import pe_dense  # noqa: F401
+import pe_dense.det  # noqa: F401  registers the det components
 from pe_dense.models.necks import LayerNorm2d, SimpleFPN
 
 

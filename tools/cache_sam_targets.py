@@ -12,7 +12,7 @@ import torch
 from mmengine.config import Config, DictAction
 from mmengine.registry import DATASETS, MODELS, init_default_scope
 
-import pe_dense  # noqa: F401  (registers everything)
+import pe_dense.align  # noqa: F401  registers the SAM teacher and the datasets
 from pe_dense.datasets import SAMTargetCache, fill_cache
 
 

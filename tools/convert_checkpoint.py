@@ -5,6 +5,11 @@
       tools/convert_checkpoint.py backbone SRC DST [--to pe_dense|official|timm]
   deta: official DETA_pe detector (deta_coco_1824pix.pth) -> pe_dense DETA (MMEngine load_from)
       tools/convert_checkpoint.py deta SRC DST [--class-map coco|none|1,2,3...]
+
+SRC is a file or a name, fetched into the Hugging Face cache (HF_HUB_OFFLINE=1 reads only it):
+  hf://facebook/PE-Spatial-G14-448:PE-Spatial-G14-448.pt, hf-hub:facebook/PE-Spatial-G14-448,
+  timm/vit_pe_spatial_gigantic_patch14_448.fb, hf://facebook/PE-Detection:deta_coco_1824pix.pth,
+  or an http(s) URL.
 """
 import argparse
 

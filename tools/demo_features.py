@@ -17,7 +17,8 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument('image', help='picture file, or skimage:<name> (e.g. skimage:astronaut)')
     p.add_argument('--arch', default='PE-Spatial-T16-512', help='released PE name')
-    p.add_argument('--checkpoint', help='official .pt / timm / safetensors weights (random if absent)')
+    p.add_argument('--checkpoint', help='official .pt / timm / safetensors weights, or a name '
+                   '(hf://ORG/REPO:FILE, hf-hub:ORG/REPO, timm/TAG, URL); random if absent')
     p.add_argument('--layers', type=int, nargs='+', default=[-1], help='block indices, negatives ok')
     p.add_argument('--size', type=int, help='input size in px (default: the arch native size)')
     p.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')

@@ -170,7 +170,8 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument('config')
-    p.add_argument('checkpoint', help="weights file, or 'none' for the config's initialisation "
+    p.add_argument('checkpoint', help="weights file or name (hf://ORG/REPO:FILE, hf-hub:ORG/REPO, "
+                                      "URL), or 'none' for the config's initialisation "
                                       '(init_weights: random heads, init_cfg backbones)')
     p.add_argument('inputs', nargs='+', help='image files and/or folders')
     p.add_argument('--out-dir', required=True)
@@ -186,11 +187,14 @@ def parse_args(argv=None):
 
 def main(argv=None) -> dict:
     from mmengine.config import Config
+    from pe_dense.engine import enable_checkpoint_io
+    from pe_dense.models.backbones.hub import is_checkpoint_name
     args = parse_args(argv)
     quiet_console(args.verbose)
+    enable_checkpoint_io()  # allowlisted loading; the inferencers may read weights by name
     if args.checkpoint.lower() == 'none':
         args.checkpoint = None
-    elif not osp.isfile(args.checkpoint):
+    elif not osp.isfile(args.checkpoint) and not is_checkpoint_name(args.checkpoint):
         raise FileNotFoundError(f'Checkpoint not found: {args.checkpoint}')
     args.cfg = Config.fromfile(args.config)
     if args.cfg_options:

@@ -8,8 +8,6 @@ import inspect
 import json
 import sys
 
-import pe_dense  # noqa: F401  registers the components (installed by `make`)
-
 from pe_dense.toy import GENERATORS, make_toy
 
 

@@ -17,7 +17,7 @@ import os.path as osp
 import sys
 import time
 
-import pe_dense  # noqa: F401  registers the components (installed by `make`)
+import pe_dense.backbone  # noqa: F401  registers PE
 from mmengine.config import DictAction
 
 

@@ -14,7 +14,7 @@ import argparse
 import os.path as osp
 import sys
 
-import pe_dense  # noqa: F401  registers the components (installed by `make`)
+import pe_dense.backbone  # noqa: F401  registers PE
 from mmengine.config import DictAction
 
 

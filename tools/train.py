@@ -6,7 +6,7 @@ python tools/train.py CONFIG [--work-dir DIR] [--resume [CKPT]] [--amp] [--cfg-o
 import argparse
 import sys
 
-import pe_dense  # noqa: F401  registers components; safe resume on torch >= 2.6
+from pe_dense.engine import enable_checkpoint_io
 from pe_dense.engine.launch import build_runner, common_args, load_config, setup_train
 
 
@@ -22,6 +22,7 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
+    enable_checkpoint_io()  # safe resume on torch >= 2.6, crash-safe checkpoint writes
     cfg = load_config(args.config, args)
     cfg = setup_train(cfg, resume=args.resume, amp=args.amp, auto_scale_lr=args.auto_scale_lr)
     build_runner(cfg, verbose=args.verbose).train()

@@ -1,7 +1,6 @@
 # Runtime shared by pe_dense detection configs (MMDetection scope).
 default_scope = 'mmdet'
-custom_imports = dict(
-    imports=['pe_dense', 'pe_dense.datasets.coco_checked'], allow_failed_imports=False)
+custom_imports = dict(imports=['pe_dense.det'], allow_failed_imports=False)
 
 default_hooks = dict(
     timer=dict(type='IterTimerHook'),

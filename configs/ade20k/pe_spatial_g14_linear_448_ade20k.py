@@ -2,14 +2,18 @@
 # Frozen backbone (eval mode, no gradients) -> tokens of `probe_layer` -> BN + 1x1 conv ->
 # bilinear upsampling of the logits. Sliding-window inference over 448x448 crops;
 # see the `_whole` variant for whole-image inference.
-_base_ = ['../_base_/datasets/ade20k_448.py', '../_base_/schedules/seg_linear_40k.py']
+_base_ = [
+    '../_base_/backbones/pe_spatial_g14.py', '../_base_/datasets/ade20k_448.py',
+    '../_base_/schedules/seg_linear_40k.py'
+]
 
-arch = 'PE-Spatial-G14-448'
-embed_dim = 1536
-patch_size = 14
+# arch, width, patch and checkpoint of the backbone base
+arch = _base_.pe_arch
+embed_dim = _base_.pe_width
+patch_size = _base_.pe_patch_size
 probe_layer = -1  # PE-Spatial: the aligned last layer; for PE-Core-G the best is block 40
 crop_size = (448, 448)
-checkpoint = 'checkpoints/PE-Spatial-G14-448.pt'  # official .pt, timm or safetensors
+checkpoint = _base_.pe_backbone.init_cfg.checkpoint  # official .pt, timm or safetensors
 
 data_preprocessor = dict(
     type='SegDataPreProcessor',

@@ -4,14 +4,18 @@
 # instead, set backbone out_indices=(12, 24, 36, 49) and
 # neck=dict(type='MultiLevelNeck', in_channels=[1536] * 4, out_channels=768,
 #           scales=[4, 2, 1, 0.5]) (mmseg's ViT recipe).
-_base_ = ['../_base_/datasets/ade20k_448.py', '../_base_/schedules/seg_upernet_160k.py']
+_base_ = [
+    '../_base_/backbones/pe_spatial_g14.py', '../_base_/datasets/ade20k_448.py',
+    '../_base_/schedules/seg_upernet_160k.py'
+]
 
-arch = 'PE-Spatial-G14-448'
-embed_dim = 1536
-depth = 50
-patch_size = 14
+# arch, width, depth, patch and checkpoint of the backbone base
+arch = _base_.pe_arch
+embed_dim = _base_.pe_width
+depth = _base_.pe_depth
+patch_size = _base_.pe_patch_size
 crop_size = (448, 448)
-checkpoint = 'checkpoints/PE-Spatial-G14-448.pt'
+checkpoint = _base_.pe_backbone.init_cfg.checkpoint
 norm_cfg = dict(type='SyncBN', requires_grad=True)
 fpn_channels = 768
 

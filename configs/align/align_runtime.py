@@ -1,5 +1,5 @@
 # Runtime shared by the alignment / distillation configs (MMEngine scope, iteration-based).
-custom_imports = dict(imports=['pe_dense'], allow_failed_imports=False)
+custom_imports = dict(imports=['pe_dense.align'], allow_failed_imports=False)
 default_scope = 'mmengine'
 
 default_hooks = dict(

@@ -2,6 +2,7 @@
 # protocol). Run: python tools/test_davis.py configs/davis/pe_spatial_s16_davis.py \
 #     --checkpoint checkpoints/PE-Spatial-S16-*.pt --data-root data/DAVIS
 _base_ = ['../_base_/backbones/pe_spatial_s16.py']
+custom_imports = dict(imports=['pe_dense.backbone'], allow_failed_imports=False)
 
 # backbone: the base's pe_backbone (official checkpoint via init_cfg or --checkpoint).
 # layer: block whose tokens are compared (-1: the spatially aligned last block);

@@ -26,7 +26,17 @@ max_epochs, lr_drop = 24, 20
 batch_size = 2                          # per GPU
 lr = 1e-4                               # for a total batch of 16; auto_scale_lr rescales
 num_queries = 300
+photometric_aug = False                 # True: colour jitter + blur through mmdet's Albu
+                                        # (needs `pip install albumentations`); boxes unchanged
 # ------------------------------------------------------------------------------
+
+# Opt-in photometric augmentation (not in Meta's recipe): albumentations, wrapped by mmdet's
+# Albu transform; only pixel values change, so boxes need no bbox_params.
+albu_train_transforms = [
+    dict(type='ColorJitter', brightness=0.2, contrast=0.2, saturation=0.2, hue=0.02, p=0.5),
+    dict(type='GaussianBlur', blur_limit=(3, 5), p=0.1),
+]
+photometric = [dict(type='Albu', transforms=albu_train_transforms, keymap={'img': 'image'})]
 
 backend_args = None
 model = dict(
@@ -61,6 +71,7 @@ train_pipeline = [
     dict(type='RandomCrop', crop_type='absolute_range', crop_size=(image_size, image_size),
          recompute_bbox=True, allow_negative_crop=True),
     dict(type='FilterAnnotations', min_gt_bbox_wh=(1e-2, 1e-2)),
+    *(photometric if photometric_aug else []),
     dict(type='PackDetInputs'),
 ]
 test_pipeline = [

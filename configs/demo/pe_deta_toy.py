@@ -6,7 +6,7 @@
 # two-stage + box refinement, level-balanced NMS query selection, pix_trans, one-to-many
 # IoU assignment in both stages, focal 1 / L1 5 / GIoU 2, NMS at test.
 _base_ = ['../_base_/models/deta_pe.py', '../_base_/default_runtime.py']
-custom_imports = dict(imports=['pe_dense', 'pe_dense.datasets.coco_checked'], allow_failed_imports=False)
+custom_imports = dict(imports=['pe_dense.det'], allow_failed_imports=False)
 
 data_root = 'data/toy_coco/'
 classes = ('circle', 'square', 'triangle')

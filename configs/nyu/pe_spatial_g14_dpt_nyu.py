@@ -1,14 +1,18 @@
 # PE-Spatial-G fine-tuned with a DPT decoder on NYU depth v2: four blocks -> mmseg's DPT
 # reassemble/fusion stages -> sigmoid * max_depth. Layer-wise lr decay on the backbone.
-_base_ = ['../_base_/datasets/nyu.py', '../_base_/schedules/seg_depth_38k.py']
+_base_ = [
+    '../_base_/backbones/pe_spatial_g14.py', '../_base_/datasets/nyu.py',
+    '../_base_/schedules/seg_depth_38k.py'
+]
 
-arch = 'PE-Spatial-G14-448'
-embed_dim = 1536
-depth = 50
-patch_size = 14
+# arch, width, depth, patch and checkpoint of the backbone base
+arch = _base_.pe_arch
+embed_dim = _base_.pe_width
+depth = _base_.pe_depth
+patch_size = _base_.pe_patch_size
 max_depth = {{_base_.max_depth}}
 crop_size = {{_base_.crop_size}}
-checkpoint = 'checkpoints/PE-Spatial-G14-448.pt'
+checkpoint = _base_.pe_backbone.init_cfg.checkpoint
 
 data_preprocessor = dict(
     type='SegDataPreProcessor',

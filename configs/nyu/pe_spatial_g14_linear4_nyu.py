@@ -2,16 +2,20 @@
 # tokens of the last four blocks, concatenated (plus the cls token for archs that have one,
 # see docs/depth.md), bilinearly upsampled x4, BN + 1x1 conv to 256 depth bins; depth is the
 # softmax-weighted mean of the bin centres. `head_mode='regression'` switches to one channel.
-_base_ = ['../_base_/datasets/nyu.py', '../_base_/schedules/seg_depth_38k.py']
+_base_ = [
+    '../_base_/backbones/pe_spatial_g14.py', '../_base_/datasets/nyu.py',
+    '../_base_/schedules/seg_depth_38k.py'
+]
 
-arch = 'PE-Spatial-G14-448'
-embed_dim = 1536
-patch_size = 14
+# arch, width, patch and checkpoint of the backbone base
+arch = _base_.pe_arch
+embed_dim = _base_.pe_width
+patch_size = _base_.pe_patch_size
 probe_layers = (-4, -3, -2, -1)
 head_mode = 'bins'
 max_depth = {{_base_.max_depth}}
 crop_size = {{_base_.crop_size}}
-checkpoint = 'checkpoints/PE-Spatial-G14-448.pt'
+checkpoint = _base_.pe_backbone.init_cfg.checkpoint
 
 data_preprocessor = dict(
     type='SegDataPreProcessor',

@@ -204,7 +204,8 @@ def build_source(arch: Optional[str] = None, timm_name: Optional[str] = None,
     """A PE (registered arch name) or timm ViT, random weights unless ``checkpoint``."""
     if (arch is None) == (timm_name is None):
         raise ValueError('give exactly one of a PE arch or a timm model name')
-    if checkpoint is not None and not osp.isfile(checkpoint):
+    from pe_dense.models.backbones.hub import is_checkpoint_name
+    if checkpoint is not None and not osp.isfile(checkpoint) and not is_checkpoint_name(checkpoint):
         raise FileNotFoundError(f'checkpoint {checkpoint} not found')
     if arch is not None:
         from pe_dense.models.backbones import PE

@@ -50,6 +50,8 @@ def load_config(path: str, args) -> Config:
 def build_runner(cfg: Config, verbose: bool = True) -> Runner:
     """The library's registered runner when the config names one, else MMEngine's; without
     ``verbose`` its set-up dump (environment, config, hook table) stays off the console."""
+    from pe_dense.models.backbones.hub import register_checkpoint_schemes
+    register_checkpoint_schemes()  # load_from / Pretrained init_cfg may name hf://, timm/, URLs
     start_cpu_distributed(cfg)
     build = RUNNERS.build if 'runner_type' in cfg else Runner.from_cfg
     return build_quietly(build, cfg, verbose)
@@ -78,29 +80,80 @@ def setup_train(cfg: Config, resume=None, amp: bool = False, auto_scale_lr: bool
     return cfg
 
 
-def setup_test(cfg: Config, checkpoint: str, show_dir=None, tta: bool = False) -> Config:
-    if not osp.isfile(checkpoint):
+def setup_test(cfg: Config, checkpoint: str, show_dir=None, tta: bool = False,
+               show: bool = False, wait_time: float = 2, out=None) -> Config:
+    """--show-dir / --show / --wait-time / --tta / --out, as mmdet's and mmseg's tools/test.py."""
+    from pe_dense.models.backbones.hub import is_checkpoint_name
+    if not osp.isfile(checkpoint) and not is_checkpoint_name(checkpoint):
         raise FileNotFoundError(f'Checkpoint file not found: {checkpoint}')
     cfg.load_from = checkpoint
-    if show_dir:
-        enable_visualization(cfg, show_dir)
+    if show_dir or show:
+        enable_visualization(cfg, show_dir, show=show, wait_time=wait_time)
     if tta:
         wrap_tta(cfg)
+    if out:
+        dump_predictions(cfg, out)
     return cfg
 
 
-def enable_visualization(cfg: Config, show_dir: str) -> None:
-    """Turn on the library's visualisation hook, writing pictures to ``show_dir``."""
+def dump_predictions(cfg: Config, out: str) -> None:
+    """--out in the task's convention: for mmdet a ``.pkl`` of the predictions (mmdet's
+    DumpDetResults, masks as RLE); for mmseg a folder of PNGs written by the config's IoUMetric
+    / DepthMetric (depth in the units of the ground-truth PNGs); otherwise a ``.pkl`` of the
+    model outputs (MMEngine's DumpResults)."""
+    scope = cfg.get('default_scope', 'mmengine')
+    if scope != 'mmseg':
+        if not out.endswith(('.pkl', '.pickle')):
+            raise ValueError(f'--out must be a .pkl file for {scope} configs, got {out}')
+        dump = ConfigDict(type='DumpDetResults' if scope == 'mmdet' else 'DumpResults',
+                          out_file_path=out)
+        metrics = cfg.test_evaluator
+        cfg.test_evaluator = [*metrics, dump] if isinstance(metrics, list) else [metrics, dump]
+        return
+    if out.endswith(('.pkl', '.pickle')):
+        raise ValueError(f'--out for mmseg configs is a folder of PNGs, got {out}')
+    metrics = cfg.test_evaluator if isinstance(cfg.test_evaluator, list) else [cfg.test_evaluator]
+    writers = [m for m in metrics if m.get('type') in ('IoUMetric', 'DepthMetric')]
+    if not writers:
+        raise KeyError(f'--out: the test_evaluator has no IoUMetric / DepthMetric to write '
+                       f'predictions (it has {[m.get("type") for m in metrics]})')
+    for metric in writers:
+        metric.output_dir = out
+        metric.keep_results = True  # as mmseg's tools/test.py
+        if metric.type == 'DepthMetric' and 'depth_scale_factor' not in metric:
+            metric.depth_scale_factor = 1 / _depth_rescale_factor(cfg)
+
+
+def _depth_rescale_factor(cfg: Config) -> float:
+    """The test pipeline's LoadDepthAnnotation factor (PNG units -> metres); 1 if none."""
+    dataset = cfg.test_dataloader.dataset
+    while 'dataset' in dataset:
+        dataset = dataset.dataset
+    for t in dataset.get('pipeline', []):
+        if t.get('type') == 'LoadDepthAnnotation':
+            return t.get('depth_rescale_factor', 1.0)
+    return 1.0
+
+
+def enable_visualization(cfg: Config, show_dir=None, show: bool = False,
+                         wait_time: float = 2) -> None:
+    """Turn on the library's visualisation hook: pictures to ``show_dir`` and/or, with
+    ``show``, in a window for ``wait_time`` seconds each."""
     scope = cfg.get('default_scope', 'mmengine')
     hooks = cfg.setdefault('default_hooks', ConfigDict())
     hook = hooks.get('visualization')
     if hook is None:
         if scope not in VIS_HOOKS:
-            raise KeyError(f'--show-dir: the config has no default_hooks.visualization and '
+            raise KeyError(f'--show-dir / --show: the config has no default_hooks.visualization and '
                            f'scope {scope!r} has no known visualisation hook')
         hook = hooks['visualization'] = ConfigDict(type=VIS_HOOKS[scope])
     hook.draw = True
     hook.interval = 1
+    if show:
+        hook.show = True
+        hook.wait_time = wait_time
+    if not show_dir:
+        return
     if scope == 'mmseg':  # SegVisualizationHook has no test_out_dir: it draws into save_dir
         cfg.setdefault('visualizer', ConfigDict(type='SegLocalVisualizer'))
         cfg.visualizer.save_dir = osp.abspath(show_dir)

@@ -17,6 +17,8 @@ import torch
 from mmengine.logging.history_buffer import HistoryBuffer
 from mmengine.runner.checkpoint import CheckpointLoader
 
+from pe_dense.models.backbones.checkpoint import refused_global
+
 _DEFAULT_STATISTICS = {'min', 'max', 'current', 'mean'}
 _NUMPY_DTYPES = ('bool', 'int8', 'int16', 'int32', 'int64', 'uint8', 'uint16', 'uint32',
                  'uint64', 'float16', 'float32', 'float64')
@@ -75,8 +77,7 @@ def load_local_checkpoint(filename: str, map_location=None):
     try:
         return torch.load(filename, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as err:
-        found = re.search(r'GLOBAL ([\w\.]+)|got <class \'([\w\.]+)\'>', str(err))
-        what = next((g for g in found.groups() if g), None) if found else None
+        what = refused_global(err)
         raise UnsafeCheckpointError(
             f'{filename}: refused to unpickle {what or "an object"} outside the allowlist of '
             'classes MMEngine writes (a checkpoint is untrusted input). If you trust the file, '

@@ -1,11 +1,5 @@
-"""Models: generic parts register in MMEngine's root registry, task parts in mmdet/mmseg."""
-from . import backbones  # noqa: F401
-from . import necks  # noqa: F401
-from . import losses  # noqa: F401
-from . import task_modules  # noqa: F401
-from . import dense_heads  # noqa: F401
-from . import detectors  # noqa: F401
-from . import decode_heads  # noqa: F401
-from . import clip  # noqa: F401
-from . import teachers  # noqa: F401
-from . import aligners  # noqa: F401
+"""Models: generic parts register in MMEngine's root registry, task parts in mmdet/mmseg.
+
+Nothing is imported here, so ``pe_dense.models.backbones`` needs neither mmdet nor mmseg;
+``pe_dense.det`` / ``seg`` / ``align`` / ``core`` import the subpackages of their task.
+"""

@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from pe_dense.models.backbones import PE
+from pe_dense.models.backbones.hub import is_checkpoint_name
 from .label_propagation import LabelPropagator
 
 PE_MEAN = (0.5, 0.5, 0.5)  # PE's image transform normalises with mean = std = 0.5
@@ -95,7 +96,7 @@ def build_backbone(backbone: dict, checkpoint: Optional[str] = None,
     elif init.get('type') != 'Pretrained':
         raise ValueError('no PE weights given: pass a checkpoint (or random_init=True / '
                          '--random-init for a smoke run)')
-    elif not osp.isfile(init['checkpoint']):
+    elif not osp.isfile(init['checkpoint']) and not is_checkpoint_name(init['checkpoint']):
         raise FileNotFoundError(f"PE checkpoint {init['checkpoint']} (the config's init_cfg) "
                                 'not found: pass --checkpoint FILE, or --random-init for a '
                                 'smoke run with random weights')

@@ -1,13 +1,14 @@
 # PE-Core-G14-448: patch 14, width 1536, depth 50, heads 16, native 448 px.
-# Reuse from any MMDetection / MMSegmentation / MMPretrain config:
-#   _base_ = ['mmdet::mask_rcnn/mask-rcnn_r50_fpn_1x_coco.py', 'path/to/this/file.py']
+# Reuse from any MMDetection / MMSegmentation / MMPretrain config (pe_dense installed):
+#   _base_ = ['mmdet::mask_rcnn/mask-rcnn_r50_fpn_1x_coco.py',
+#             'pe_dense::_base_/backbones/pe_core_g14.py']
+#   custom_imports = dict(imports=['pe_dense.backbone'], allow_failed_imports=False)
 #   model = dict(backbone={{_base_.pe_backbone_override}},  # replaces the stock backbone
 #                neck=dict(in_channels=[{{_base_.pe_width}}] * ...))
 # or, in a model without a backbone yet, `backbone={{_base_.pe_backbone}}`.
 # out_indices: four evenly spaced taps (the paper: the best dense features sit in the middle).
 # Set init_cfg.checkpoint to the downloaded official PE-Core-G14-448.pt
 # (official .pt, timm .pth/.safetensors and pe_dense checkpoints all load).
-custom_imports = dict(imports=['pe_dense'], allow_failed_imports=False)
 
 pe_arch = 'PE-Core-G14-448'
 pe_width = 1536

@@ -1,13 +1,14 @@
 # PE-Spatial-S16-512: patch 16, width 384, depth 12, heads 6, native 512 px.
-# Reuse from any MMDetection / MMSegmentation / MMPretrain config:
-#   _base_ = ['mmdet::mask_rcnn/mask-rcnn_r50_fpn_1x_coco.py', 'path/to/this/file.py']
+# Reuse from any MMDetection / MMSegmentation / MMPretrain config (pe_dense installed):
+#   _base_ = ['mmdet::mask_rcnn/mask-rcnn_r50_fpn_1x_coco.py',
+#             'pe_dense::_base_/backbones/pe_spatial_s16.py']
+#   custom_imports = dict(imports=['pe_dense.backbone'], allow_failed_imports=False)
 #   model = dict(backbone={{_base_.pe_backbone_override}},  # replaces the stock backbone
 #                neck=dict(in_channels=[{{_base_.pe_width}}] * ...))
 # or, in a model without a backbone yet, `backbone={{_base_.pe_backbone}}`.
 # out_indices: the spatially aligned last layer.
 # Set init_cfg.checkpoint to the downloaded official PE-Spatial-S16-512.pt
 # (official .pt, timm .pth/.safetensors and pe_dense checkpoints all load).
-custom_imports = dict(imports=['pe_dense'], allow_failed_imports=False)
 
 pe_arch = 'PE-Spatial-S16-512'
 pe_width = 384

@@ -1,8 +1,7 @@
 # Runtime shared by pe_dense segmentation / depth configs (MMSegmentation scope).
 # Kept next to the seg schedules that pull it in (seg_*.py); nothing task-specific here.
 default_scope = 'mmseg'
-custom_imports = dict(
-    imports=['pe_dense', 'pe_dense.datasets.seg_checks'], allow_failed_imports=False)
+custom_imports = dict(imports=['pe_dense.seg'], allow_failed_imports=False)
 
 env_cfg = dict(
     cudnn_benchmark=False,

@@ -1,5 +1,5 @@
 # Runtime shared by the PE-Core CLIP configs (MMEngine root registries, iteration-based).
-custom_imports = dict(imports=['pe_dense'], allow_failed_imports=False)
+custom_imports = dict(imports=['pe_dense.core'], allow_failed_imports=False)
 
 default_hooks = dict(
     timer=dict(type='IterTimerHook'),

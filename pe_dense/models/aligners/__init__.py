@@ -1,4 +1,4 @@
 """Spatial alignment and distillation models."""
 from .spatial_aligner import SpatialAligner, random_token_mask  # noqa: F401
 from .distiller import SpatialDistiller  # noqa: F401
-from .export import ExportStudentHook, export_student, student_from_checkpoint  # noqa: F401
+from .export import export_student, student_from_checkpoint  # noqa: F401

@@ -21,7 +21,7 @@ _FIELDS = ('patch_size', 'width', 'depth', 'heads', 'mlp_dim', 'cls_token', 'poo
 
 ARCH_SETTINGS: Dict[str, dict] = {name: dict(zip(_FIELDS, row)) for name, row in _TABLE.items()}
 
-# timm names of the same towers, for parity tests and conversion.
+# timm names of the same towers; ``arch=`` accepts them too (with or without the ``.fb`` tag).
 TIMM_NAMES = {
     'PE-Core-T16-384': 'vit_pe_core_tiny_patch16_384',
     'PE-Core-S16-384': 'vit_pe_core_small_patch16_384',
@@ -37,17 +37,23 @@ TIMM_NAMES = {
     'PE-Spatial-G14-448': 'vit_pe_spatial_gigantic_patch14_448',
 }
 
+_FROM_TIMM = {timm: name for name, timm in TIMM_NAMES.items()}
+
 _DEFAULTS = dict(cls_token=False, pool=None, out_dim=None, layer_scale=None, ln_post=False)
 
 
 def resolve_arch(arch: Union[str, dict]) -> dict:
-    """Settings of a released name or a complete custom dict (missing optional keys defaulted)."""
+    """Settings of a released name (official or timm) or a complete custom dict (missing optional
+    keys defaulted)."""
     if isinstance(arch, str):
-        if arch not in ARCH_SETTINGS:
+        # a timm name, with or without timm/ and the pretrained tag (vit_pe_..._448.fb)
+        name = _FROM_TIMM.get(arch.removeprefix('timm/').split('.')[0], arch)
+        if name not in ARCH_SETTINGS:
             known = ', '.join(sorted(ARCH_SETTINGS))
-            raise KeyError(f'Unknown PE arch {arch!r}. Known archs: {known}; or pass a dict '
-                           f'with keys {_FIELDS}.')
-        return dict(ARCH_SETTINGS[arch])
+            raise KeyError(f'Unknown PE arch {arch!r}. Known archs: {known}, or their timm names '
+                           f'(vit_pe_spatial_gigantic_patch14_448, ...); or pass a dict with '
+                           f'keys {_FIELDS}.')
+        return dict(ARCH_SETTINGS[name])
     if not isinstance(arch, dict):
         raise TypeError(f'arch must be a name or a dict, got {type(arch).__name__}')
     settings = dict(_DEFAULTS, **arch)

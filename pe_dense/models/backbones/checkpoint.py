@@ -7,6 +7,7 @@ layout needs no renaming; timm's layout is converted both ways. Files are read w
 import math
 import os
 import pickle
+import re
 from typing import Dict, Iterable, Optional
 
 import torch
@@ -22,7 +23,12 @@ class CheckpointError(ValueError):
 
 # --------------------------------------------------------------------------- reading files
 def load_checkpoint_file(path: str, extra_safe_globals: Iterable = ()) -> dict:
-    """Read a ``.pt``/``.pth``/``.bin`` or ``.safetensors`` file safely, naming the file on failure."""
+    """Read a ``.pt``/``.pth``/``.bin`` or ``.safetensors`` file safely, naming the file on failure.
+
+    ``path`` may also be a checkpoint name (``hf://``, ``hf-hub:``, ``timm/``, http(s)), see hub.py.
+    """
+    from .hub import resolve_checkpoint
+    path = resolve_checkpoint(path)
     if not os.path.isfile(path):
         raise CheckpointError(f'Checkpoint file not found: {path}')
     if path.endswith('.safetensors'):
@@ -35,20 +41,49 @@ def load_checkpoint_file(path: str, extra_safe_globals: Iterable = ()) -> dict:
     try:
         # Only the extras not yet allowed are added for this call, and only they are removed
         # afterwards: the process-wide allowlist (pe_dense.engine.safe_checkpoint) stays intact.
+        # MMEngine's training-state classes are allowed for this call too, so a pe_dense
+        # checkpoint loads without switching on the process-wide allowlist.
+        from pe_dense.engine.safe_checkpoint import mmengine_safe_globals, supports_named_allowlist
+        if supports_named_allowlist():
+            extra_safe_globals = [*extra_safe_globals, *mmengine_safe_globals()]
         allowed = set(map(_global_key, torch.serialization.get_safe_globals()))
         extras = [g for g in extra_safe_globals if _global_key(g) not in allowed]
         with torch.serialization.safe_globals(extras):
             obj = torch.load(path, map_location='cpu', weights_only=True)
     except pickle.UnpicklingError as err:
-        raise CheckpointError(
-            f'{path} holds objects outside the weights-only allowlist and was refused '
-            f'(a checkpoint is untrusted input): {str(err).splitlines()[0]}') from err
+        raise CheckpointError(f'{path}: {refusal_message(err)}') from err
     except Exception as err:  # torch raises many types for truncated / foreign files
         raise CheckpointError(f'{path} is not a readable PyTorch checkpoint (truncated or not a '
                               f'checkpoint?): {str(err).splitlines()[0]}') from err
     if not isinstance(obj, dict):
         raise CheckpointError(f'{path} holds a {type(obj).__name__}, not a state dict')
     return obj
+
+
+_REFUSED_GLOBAL = re.compile(r"GLOBAL ([\w\.]+)|got <class '([\w\.]+)'>")
+_ANSI = re.compile(r'\x1b\[[0-9;]*m')
+
+
+def refused_global(err: Exception) -> Optional[str]:
+    """The class or function torch's weights-only unpickler refused, from its message."""
+    found = _REFUSED_GLOBAL.search(str(err))
+    return next((g for g in found.groups() if g), None) if found else None
+
+
+def refusal_message(err: Exception) -> str:
+    """What was refused and what to do, instead of torch's generic advice (with ANSI codes)."""
+    what = refused_global(err)
+    if what is None:  # no global named (e.g. an unsupported pickle opcode): torch's own reason
+        text = _ANSI.sub('', str(err))
+        reason = text.split('WeightsUnpickler error:', 1)[-1].split('Check the documentation')[0]
+        return (f"refused by torch.load(weights_only=True): {' '.join(reason.split())} "
+                '(not a file written by torch.save, or written with pickled objects)')
+    head = (f'refused to unpickle {what}: checkpoints are read with torch.load(weights_only=True) '
+            'and may hold only tensors and plain containers (a checkpoint is untrusted input).')
+    if 'is blocked' in str(err):  # torch never allows this module (os, subprocess, ...)
+        return head + f' torch blocks {what} outright: do not load this file.'
+    return head + (f' If you trust this file, allow the class first with '
+                   f'torch.serialization.add_safe_globals([{what}]), or re-save only its tensors.')
 
 
 def _global_key(entry):
@@ -226,6 +261,6 @@ def convert_file(src: str, dst: str, to: str = 'pe_dense') -> StateDict:
     return sd
 
 
-__all__ = ['CheckpointError', 'load_checkpoint_file', 'vision_state_dict', 'is_timm_layout',
+__all__ = ['CheckpointError', 'load_checkpoint_file', 'refused_global', 'refusal_message', 'vision_state_dict', 'is_timm_layout',
            'timm_to_official', 'official_to_timm', 'adapt_to_model', 'save_state_dict',
            'convert_file']

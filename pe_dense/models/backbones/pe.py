@@ -13,6 +13,7 @@ from mmengine.logging import print_log
 from mmengine.model import BaseModule
 from mmengine.registry import MODELS
 from timm.layers import DropPath
+from timm.models._features import feature_take_indices
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
@@ -185,6 +186,7 @@ class PE(BaseModule):
             print_log('PE: window attention runs without the cls token (ViTDet/DETA style)',
                       logger='current', level=logging.INFO)
         self.num_prefix_tokens = int(self.has_cls and not window_size)
+        self._out_indices_spec = tuple(out_indices)
         self.out_indices = self._normalise_indices(out_indices)
         if out_cls_token and not self.num_prefix_tokens:
             raise ValueError(f'out_cls_token=True needs a cls token: arch {arch} has none'
@@ -366,23 +368,59 @@ class PE(BaseModule):
             outs.append(self.pool(tokens[-1]))
         return tuple(outs)
 
-    def forward_intermediates(self, x: torch.Tensor, indices: Optional[Sequence[int]] = None,
-                              norm: bool = False, output_fmt: str = 'NCHW',
+    def forward_intermediates(self, x: torch.Tensor,
+                              indices: Optional[Union[int, Sequence[int]]] = None,
+                              return_prefix_tokens: bool = False, norm: bool = False,
+                              stop_early: bool = False, output_fmt: str = 'NCHW',
                               intermediates_only: bool = False):
-        """timm-style taps: maps (or NLC tokens) of ``indices`` (default: every block)."""
-        indices = list(range(self.depth)) if indices is None else indices
-        if isinstance(indices, int):
-            indices = list(range(self.depth - indices, self.depth))
-        run = list(indices) + [self.depth - 1]
-        tokens, hw = self.forward_tokens(x, run)
-        inter = tokens[:-1]
-        if output_fmt == 'NCHW':
-            inter = [self.to_map(t, hw) for t in inter]
-        elif output_fmt != 'NLC':
+        """timm's ``forward_intermediates`` contract (``timm.models.eva.Eva``, the ``vit_pe_*``).
+
+        ``indices``: None for every block, an int n for the last n, or a list (negatives from
+        the end). ``norm`` applies ``ln_post`` (timm's ``norm``; identity without one) to each
+        intermediate; the final tokens always get it. Intermediates hold patch tokens only,
+        ``(B, C, H, W)`` or ``(B, H*W, C)``, paired with their ``(B, prefix, C)`` prefix tokens
+        when ``return_prefix_tokens``. Blocks after the last index run only when the final
+        tokens are asked for without ``stop_early`` (as in timm, the final output is then the
+        last *run* block's tokens).
+        """
+        if output_fmt not in ('NCHW', 'NLC'):
             raise ValueError(f"output_fmt must be 'NCHW' or 'NLC', got {output_fmt!r}")
+        take, max_index = feature_take_indices(self.depth, indices)
+        last = max_index if stop_early or intermediates_only else self.depth - 1
+        tokens, hw = self.forward_tokens(x, take + [last])
+        final = tokens.pop()
+        if norm:
+            tokens = [self._post_norm(t) for t in tokens]
+        k = self.num_prefix_tokens
+        inter = [self.to_map(t, hw) if output_fmt == 'NCHW' else t[:, k:] for t in tokens]
+        if return_prefix_tokens:
+            inter = list(zip(inter, [t[:, :k] for t in tokens]))
         if intermediates_only:
             return inter
-        final = tokens[-1]
-        if norm and hasattr(self, 'ln_post'):
-            final = self.ln_post(final)
-        return final, inter
+        return self._post_norm(final), inter
+
+    def _post_norm(self, tokens: torch.Tensor) -> torch.Tensor:
+        return self.ln_post(tokens) if hasattr(self, 'ln_post') else tokens
+
+    def prune_intermediate_layers(self, indices: Union[int, Sequence[int]] = 1,
+                                  prune_norm: bool = False, prune_head: bool = True) -> List[int]:
+        """Drop the blocks after the deepest of ``indices`` (timm's contract) and, optionally,
+        ``ln_post`` and the pooling head. ``out_indices`` are re-read against the new depth
+        (``-1`` is then the last kept block)."""
+        take, max_index = feature_take_indices(self.depth, indices)
+        lost = [i for i in self._out_indices_spec if not -max_index - 1 <= i <= max_index]
+        if lost:
+            raise IndexError(f'prune_intermediate_layers({indices}) keeps {max_index + 1} blocks: '
+                             f'out_indices {lost} would point past them')
+        self.transformer.resblocks = self.transformer.resblocks[:max_index + 1]
+        self.depth = max_index + 1
+        self.out_indices = self._normalise_indices(self._out_indices_spec)
+        if prune_norm and hasattr(self, 'ln_post'):
+            del self.ln_post
+            self.final_norm = False
+        if prune_head:
+            for name in ('attn_pool', 'proj'):
+                if hasattr(self, name):
+                    delattr(self, name)
+            self.with_embedding = False
+        return take
