@@ -13,7 +13,7 @@ import torch
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
 
-import pe_dense  # noqa: F401
+import pe_dense.det  # noqa: F401  registers DETA and the toy data pieces
 from pe_dense.toy import make_coco
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
