@@ -184,3 +184,29 @@ def test_cls_tokens_follow_the_maps():
         assert torch.equal(model(x)[2], tokens[0][:, 0])
     with pytest.raises(ValueError, match='needs a cls token'):
         PE(dict(TINY, cls_token=False), out_cls_token=True)
+
+
+@torch.no_grad()
+@pytest.mark.parametrize('name', ['PE-Spatial-T16-512', 'PE-Spatial-S16-512',
+                                  'PE-Spatial-B16-512', 'PE-Spatial-L14-448'])
+def test_tile_mode_with_a_cls_token_tiles_the_patch_grid_and_keeps_the_cls_row(name):
+    """Towers with a cls token (T/S/B/L shapes, one block): the cls token gets row 0, patch
+    (i, j) row 1 + (i % g) * g + (j % g); the oracle indexes the table by hand."""
+    from pe_dense.models.backbones import ARCH_SETTINGS
+    s = dict(ARCH_SETTINGS[name], depth=1)
+    assert s['cls_token']
+    torch.manual_seed(0)
+    model = PE(s, pos_embed_mode='tile').eval()
+    p, g = s['patch_size'], s['img_size'] // s['patch_size']
+    gh, gw = g + 3, g + 1  # non-square, larger than the table in both directions
+    seen = []
+    model.ln_pre.register_forward_hook(lambda m, i, o: seen.append(i[0]))
+    model.conv1.weight.zero_()
+    model.class_embedding.zero_()
+    out = model(torch.randn(1, 3, gh * p, gw * p))[0]
+    assert out.shape == (1, s['width'], gh, gw)
+    table = model.positional_embedding
+    expected = torch.stack([table[0]] + [table[1 + (i % g) * g + (j % g)]
+                                         for i in range(gh) for j in range(gw)])
+    assert seen[0].shape == (1, 1 + gh * gw, s['width'])
+    torch.testing.assert_close(seen[0][0], expected, rtol=0, atol=0)

@@ -110,6 +110,9 @@ def test_multi_object_global_average_is_over_objects():
     assert [r[0] for r in summary['objects']] == ['a_1', 'a_2', 'b_1']
     text = format_tables(summary)
     assert 'J&F-Mean' in text and 'a_2' in text
+    # percent, one decimal (the paper's scale): J-Mean 2/3 prints as 66.7, never 0.667
+    glob_row = text.splitlines()[2].split()
+    assert glob_row[1] == '66.7' and '0.667' not in text
 
 
 def test_predicted_id_beyond_first_frame_objects_is_an_error():

@@ -100,7 +100,10 @@ def test_test_davis_end_to_end(tmp_path, tiny_cfg, capsys):
                        '--sequences', 'toy-val-01', '--work-dir', str(tmp_path / 'sweep'),
                        '--no-progress'])
     assert sorted(sweep) == [-1, 0]
-    assert 'layer sweep (J&F-Mean): 0: ' in capsys.readouterr().out
+    line = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith('layer sweep')]
+    assert line[0].startswith('layer sweep (J&F-Mean, %): 0: ')
+    jf0 = float(line[0].split('0: ')[1].split(',')[0])  # percent, as layer_sweep.py's JSON
+    assert jf0 == pytest.approx(100 * sweep[0]['global']['J&F-Mean'], abs=0.05)
     for layer in (0, -1):
         assert osp.isfile(str(tmp_path / 'sweep' / f'layer{layer}' / 'global_results-val.csv'))
         assert len(glob.glob(str(tmp_path / 'sweep' / f'layer{layer}' / 'results' / '*' /
@@ -192,3 +195,59 @@ def test_runner_tracks_toy_davis_with_colour_features(tmp_path):
     seq = ds['toy-val-00']
     assert read_palette(osp.join(res, seq.name, '00003.png')) == read_palette(seq.annotations[0])
     assert evaluate_results(ds, res)['global']['J&F-Mean'] > 0.8
+
+
+def test_track_video_on_a_davis_frame_folder_and_a_numbered_pattern(tmp_path, tiny_cfg):
+    """A DAVIS sequence folder and its %05d.jpg pattern are the same video: same masks, and
+    the first mask is passed through unchanged."""
+    data = str(tmp_path / 'davis')
+    make_toy('davis', data, num_train=1, num_val=1, frames=5, progress_bar=False)
+    seq = osp.join(data, 'JPEGImages', '480p', 'toy-val-00')
+    first = osp.join(data, 'Annotations', '480p', 'toy-val-00', '00000.png')
+    tool = load_tool('track_video')
+    outs = {}
+    for tag, video in (('folder', seq), ('pattern', osp.join(seq, '%05d.jpg'))):
+        out = str(tmp_path / tag)
+        assert tool.main([video, '--first-mask', first, '--config', tiny_cfg, '--random-init',
+                          '--out', out, '--no-progress']) == 5
+        outs[tag] = [read_label_png(p) for p in sorted(glob.glob(osp.join(out, 'masks', '*')))]
+        assert osp.isfile(osp.join(out, 'overlay.mp4'))
+    assert len(outs['folder']) == 5
+    np.testing.assert_array_equal(outs['folder'][0], read_label_png(first))
+    for a, b in zip(outs['folder'], outs['pattern']):
+        np.testing.assert_array_equal(a, b)
+    empty = tmp_path / 'empty'
+    empty.mkdir()
+    with pytest.raises(SystemExit, match='empty: folder holds no frames'):
+        tool.main([str(empty), '--first-mask', first, '--config', tiny_cfg, '--random-init'])
+
+
+def test_davis_tools_without_weights_give_a_hint_not_a_traceback(tmp_path, capsys):
+    """A config whose init_cfg checkpoint is absent, run without --checkpoint."""
+    data = str(tmp_path / 'davis')
+    make_toy('davis', data, num_train=1, num_val=1, frames=3, progress_bar=False)
+    cfg = osp.join(ROOT, 'configs', 'davis', 'pe_spatial_t16_davis.py')
+    with pytest.raises(SystemExit) as exc:
+        load_tool('test_davis').main([cfg, '--data-root', data, '--work-dir',
+                                      str(tmp_path / 'w')])
+    msg = str(exc.value.code)
+    assert msg.startswith('test_davis: PE checkpoint ') and 'not found' in msg
+    assert '--checkpoint FILE' in msg and '--random-init' in msg
+    seq = osp.join(data, 'JPEGImages', '480p', 'toy-val-00')
+    first = osp.join(data, 'Annotations', '480p', 'toy-val-00', '00000.png')
+    with pytest.raises(SystemExit, match=r'track_video: .*--checkpoint FILE.*--random-init'):
+        load_tool('track_video').main([seq, '--first-mask', first, '--config', cfg])
+
+
+def test_cfg_options_override_tracking_settings(tmp_path):
+    cfg = osp.join(ROOT, 'configs', 'davis', 'pe_spatial_t16_davis.py')
+    backbone, prop, name = load_settings(cfg, {'propagation.topk': 3, 'backbone.img_size': 224})
+    assert prop['topk'] == 3 and prop['radius'] == 12 and backbone['img_size'] == 224
+    assert backbone['arch'] == 'PE-Spatial-T16-512' and name == 'pe_spatial_t16_davis'
+    backbone, prop, name = load_settings('PE-Core-T16-384', {'propagation.n_last': 2})
+    assert backbone == dict(type='PE', arch='PE-Core-T16-384') and prop['n_last'] == 2
+    with pytest.raises(KeyError, match=r"unknown propagation keys \['topp'\]"):
+        load_settings(cfg, {'propagation.topp': 3})
+    args = load_tool('test_davis').parse_args([cfg, '--data-root', 'd', '--cfg-options',
+                                               'propagation.temperature=0.2'])
+    assert args.cfg_options == {'propagation.temperature': 0.2}

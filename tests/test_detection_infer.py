@@ -94,7 +94,8 @@ def test_broken_picture_is_skipped_by_name_and_the_rest_detected(toy, tmp_path):
     broken.write_bytes(data[:len(data) // 2])
     (tmp_path / 'in' / good.name).write_bytes(data)
     tool = _tool()
-    cfg = tool.inferencer_config(TOY_CFG)
+    from mmengine.config import Config
+    cfg = tool.inferencer_config(Config.fromfile(TOY_CFG))
     assert [s['type'] for s in cfg.test_dataloader.dataset.pipeline][0] == 'LoadImageFromFile'
     summary = tool.main([TOY_CFG, 'none', str(tmp_path / 'in'), '--out-dir', str(tmp_path / 'o'),
                          '--score-thr', '0', '--device', 'cpu'])
@@ -102,3 +103,31 @@ def test_broken_picture_is_skipped_by_name_and_the_rest_detected(toy, tmp_path):
     assert sorted(p.name for p in (tmp_path / 'o' / 'vis').iterdir()) == [good.name]
     with pytest.raises(ValueError, match='none of the 1 input images'):
         tool.main([TOY_CFG, 'none', str(broken), '--out-dir', str(tmp_path / 'o2')])
+
+
+def test_image_missing_from_ann_file_stops_before_the_model(toy, tmp_path):
+    """A results JSON with ids for images the COCO file lacks cannot be scored (pycocotools
+    refuses it): stop at once, naming the file and the image, and write nothing."""
+    stray = tmp_path / 'in' / 'not_in_coco.jpg'
+    stray.parent.mkdir()
+    stray.write_bytes(sorted((toy / 'val2017').glob('*.jpg'))[0].read_bytes())
+    ann = str(toy / 'annotations' / 'instances_val2017.json')
+    out = tmp_path / 'out'
+    with pytest.raises(SystemExit) as exc:
+        _tool().main([TOY_CFG, 'none', str(toy / 'val2017'), str(stray), '--out-dir', str(out),
+                      '--device', 'cpu', '--ann-file', ann])
+    msg = str(exc.value.code)
+    assert msg.startswith('infer: 1 of 3 input images are not in --ann-file')
+    assert ann in msg and 'not_in_coco.jpg' in msg
+    assert not out.exists()  # stopped before drawing anything
+
+
+def test_cfg_options_reach_the_model(toy, tmp_path):
+    """--cfg-options changes the config the inferencer builds (a score threshold of the
+    model's test_cfg that removes every box)."""
+    out = tmp_path / 'out'
+    summary = _tool().main([TOY_CFG, 'none', str(toy / 'val2017'), '--out-dir', str(out),
+                            '--score-thr', '0', '--device', 'cpu', '--cfg-options',
+                            'model.test_cfg.max_per_img=1'])
+    dets = json.loads((out / 'detections.json').read_text())
+    assert summary['images'] == 2 and len(dets) == 2  # one box per image, not the default 100

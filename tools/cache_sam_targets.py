@@ -17,7 +17,7 @@ import json
 import os
 
 import torch
-from mmengine.config import Config
+from mmengine.config import Config, DictAction
 from mmengine.dataset import Compose
 from mmengine.registry import DATASETS, MODELS, init_default_scope
 
@@ -34,6 +34,8 @@ def parse_args():
     p.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
     p.add_argument('--shard', type=parse_shard, help='I/N: the I-th of N parts (0-based)')
     p.add_argument('--no-progress', action='store_true')
+    p.add_argument('--cfg-options', nargs='+', action=DictAction,
+                   help='override config keys, e.g. model.sam_teacher.chunk=16')
     args = p.parse_args()
     if args.shard is None:
         world = int(os.environ.get('WORLD_SIZE', 1))
@@ -68,6 +70,8 @@ def aligned_input_steps(pipeline, where: str) -> list:
 def main():
     args = parse_args()
     cfg = Config.fromfile(args.config)
+    if args.cfg_options:
+        cfg.merge_from_dict(args.cfg_options)
     init_default_scope(cfg.get('default_scope', 'mmengine'))
     if 'sam_cache' not in cfg or 'sam_teacher' not in cfg.model:
         raise KeyError(f'{args.config}: needs `sam_cache` and `model.sam_teacher`')

@@ -2,20 +2,23 @@
 
     python tools/eval_zeroshot.py configs/core/pe_core_toy.py --checkpoint PE-Core-B16-224.pt \
         [--data-root data/toy_imagetext --ann-file val.jsonl --classnames classnames.json \
-         --templates "a photo of a {}." "a {}" --work-dir work_dirs/eval]
+         --templates "a photo of a {}." "a {}" --unique-captions --work-dir work_dirs/eval]
 
-The checkpoint may be an official whole-CLIP file or a pe_dense/MMEngine one. Metrics come from
-the config's test_evaluator (ZeroShotAccuracy, ImageTextRetrieval) and are printed as JSON.
+The checkpoint may be an official whole-CLIP file or a pe_dense/MMEngine one (random weights
+only with an explicit --random-init). Metrics come from the config's test_evaluator
+(ZeroShotAccuracy, ImageTextRetrieval) and are printed as JSON. --unique-captions scores the
+first picture of each distinct caption only: recall@K assumes one correct match per caption.
 """
 import argparse
 import json
 import os.path as osp
 
-from mmengine.config import Config
+from mmengine.config import Config, DictAction
 from mmengine.runner import Runner
 
 import pe_dense.core  # noqa: F401  registers the CLIP model, datasets and metrics
 from pe_dense.engine import enable_checkpoint_io
+from pe_dense.engine.console import add_verbose_flag, build_quietly
 from pe_dense.models.clip.checkpoint import CheckpointError
 
 
@@ -24,21 +27,50 @@ def parse_args(argv=None):
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument('config')
     p.add_argument('--checkpoint', help='official whole-CLIP or pe_dense checkpoint')
+    p.add_argument('--random-init', action='store_true',
+                   help='score randomly initialised weights (chance-level baseline)')
     p.add_argument('--data-root', help='override the test dataset data_root')
     p.add_argument('--ann-file', help='override the test manifest (relative to data_root)')
     p.add_argument('--classnames', help='JSON list of class names (path)')
     p.add_argument('--templates', nargs='+', help='prompt templates with "{}"')
+    p.add_argument('--unique-captions', action='store_true',
+                   help='keep the first item of each distinct caption (for retrieval)')
     p.add_argument('--work-dir', help='default: work_dirs/<config name>_eval')
-    return p.parse_args(argv)
+    p.add_argument('--cfg-options', nargs='+', action=DictAction,
+                   help='override config keys, e.g. test_dataloader.batch_size=16')
+    add_verbose_flag(p)
+    args = p.parse_args(argv)
+    if not args.checkpoint and not args.random_init:
+        p.error('give --checkpoint FILE (or --random-init to score random weights on purpose)')
+    if args.checkpoint and args.random_init:
+        p.error('--checkpoint and --random-init exclude each other')
+    return args
+
+
+def first_of_each_caption(dataset_cfg) -> list:
+    """Indices of the first item of every distinct caption, in manifest order."""
+    from mmengine.registry import DATASETS
+    dataset = DATASETS.build(dict(dataset_cfg, pipeline=[]))
+    seen, keep = set(), []
+    for i in range(len(dataset)):
+        caption = dataset.get_data_info(i)['caption']
+        if caption not in seen:
+            seen.add(caption)
+            keep.append(i)
+    return keep
 
 
 def build_cfg(args) -> Config:
     cfg = Config.fromfile(args.config)
+    if args.cfg_options:
+        cfg.merge_from_dict(args.cfg_options)
     ds = cfg.test_dataloader.dataset
     if args.data_root:
         ds.data_root = args.data_root
     if args.ann_file:
         ds.ann_file = args.ann_file
+    if args.unique_captions:
+        ds.indices = first_of_each_caption(ds)
     if args.classnames or args.templates:
         zs = cfg.model.get('zero_shot') or {}
         if args.classnames:
@@ -62,7 +94,7 @@ def build_cfg(args) -> Config:
 def main(argv=None) -> dict:
     args = parse_args(argv)
     enable_checkpoint_io()  # allowlisted loading; --checkpoint may be hf://, hf-hub:, a URL
-    runner = Runner.from_cfg(build_cfg(args))
+    runner = build_quietly(Runner.from_cfg, build_cfg(args), args.verbose)
     if args.checkpoint:
         try:  # official whole-CLIP / exported weights
             runner.model.load_checkpoint(args.checkpoint)

@@ -2,13 +2,15 @@
 """Run a pe_dense config + checkpoint on image files or folders.
 
   tools/infer.py CONFIG CHECKPOINT INPUT [INPUT ...] --out-dir DIR [--score-thr 0.3]
-      [--ann-file instances.json] [--device cpu] [--batch-size 1]
+      [--ann-file instances.json] [--device cpu] [--batch-size 1] [--cfg-options k=v ...]
 
 Detection configs (default_scope 'mmdet') write DIR/vis/<image> pictures with boxes and
 DIR/detections.json, a COCO results list ({image_id, category_id, bbox [x, y, w, h], score}
 plus file_name / category_name). With --ann-file, image and category ids come from that COCO
 file (so the JSON can be scored with pycocotools); otherwise images are numbered in input
-order and category_id is the model's label index. Segmentation and depth configs
+order and category_id is the model's label index; an input image missing from that file stops
+the run before the model is built (pycocotools refuses results for images it does not know,
+as MMDetection's CocoMetric does). Segmentation and depth configs
 (default_scope 'mmseg') write DIR/vis/<image> colour pictures and DIR/pred/<image>.png (uint8
 class ids, or uint16 depth in millimetres). The task is chosen by the config's default_scope:
 add a runner to RUNNERS to support another library.
@@ -18,6 +20,10 @@ import json
 import os
 import os.path as osp
 from typing import Callable, Dict, List, Tuple
+
+from mmengine.config import DictAction
+
+from pe_dense.engine.console import add_verbose_flag, quiet_console
 
 IMG_EXTS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp')
 
@@ -79,12 +85,27 @@ def readable_images(files: List[str]) -> Tuple[List[str], List[str]]:
     return good, bad
 
 
-def inferencer_config(path: str):
+def check_ann_file(ann_file: str, files: List[str]) -> None:
+    """Every input image must be in the COCO file whose ids the JSON will use."""
+    with open(ann_file) as f:
+        coco = json.load(f)
+    if 'images' not in coco:
+        raise KeyError(f"{ann_file}: missing field 'images'")
+    known = {osp.basename(im['file_name']) for im in coco['images']}
+    missing = [f for f in files if osp.basename(f) not in known]
+    if missing:
+        raise SystemExit(f'infer: {len(missing)} of {len(files)} input images are not in '
+                         f'--ann-file {ann_file} (first: {missing[0]}); give only images of '
+                         'that file, or drop --ann-file to number the images in input order')
+
+
+def inferencer_config(cfg):
     """The config with its robust loader renamed: DetInferencer swaps the step called
     LoadImageFromFile for its own loader (paths and arrays) and refuses a pipeline without it;
-    the files were already checked by :func:`readable_images`."""
-    from mmengine.config import Config
-    cfg = Config.fromfile(path)
+    the files were already checked by :func:`readable_images`. The visualizer keeps no
+    backends: it only draws into --out-dir (a TensorBoard backend without save_dir warns)."""
+    if 'visualizer' in cfg:
+        cfg.visualizer.vis_backends = None
     pipeline = cfg.test_dataloader.dataset.pipeline
     for step in pipeline:
         if step.get('type') in ('LoadImageRobust', 'LoadImageOrSkip'):
@@ -96,7 +117,7 @@ def inferencer_config(path: str):
 def infer_mmdet(args, files: List[str]) -> dict:
     from mmdet.apis import DetInferencer
     files, skipped = readable_images(files)
-    inferencer = DetInferencer(model=inferencer_config(args.config), weights=args.checkpoint,
+    inferencer = DetInferencer(model=inferencer_config(args.cfg), weights=args.checkpoint,
                                device=args.device, show_progress=False)
     if args.checkpoint is None:  # untrained: the config's own initialisation (init_cfg)
         inferencer.model.init_weights()
@@ -116,8 +137,6 @@ def infer_mmdet(args, files: List[str]) -> dict:
     dets = []
     for idx, (path, sample) in enumerate(zip(files, out['predictions'])):
         name = osp.basename(path)
-        if args.ann_file and name not in img_ids:
-            raise KeyError(f'{args.ann_file}: no image named {name}')
         inst = sample.pred_instances
         for box, score, label in zip(inst.bboxes.tolist(), inst.scores.tolist(),
                                      inst.labels.tolist()):
@@ -141,7 +160,7 @@ def infer_mmseg(args, files: List[str]) -> dict:
 
     from pe_dense.apis.seg_infer import infer_files
     device = args.device or ('cuda' if torch.cuda.is_available() else 'cpu')
-    return infer_files(args.config, args.checkpoint, files, args.out_dir, device=device)
+    return infer_files(args.cfg, args.checkpoint, files, args.out_dir, device=device)
 
 
 RUNNERS: Dict[str, Callable] = {'mmdet': infer_mmdet, 'mmseg': infer_mmseg}
@@ -160,6 +179,9 @@ def parse_args(argv=None):
     p.add_argument('--ann-file', help='COCO file giving image and category ids')
     p.add_argument('--device', default=None, help='default: cuda if available, else cpu')
     p.add_argument('--batch-size', type=int, default=1)
+    p.add_argument('--cfg-options', nargs='+', action=DictAction,
+                   help='override config keys, e.g. model.backbone.img_size=224')
+    add_verbose_flag(p)
     return p.parse_args(argv)
 
 
@@ -168,16 +190,22 @@ def main(argv=None) -> dict:
     from pe_dense.engine import enable_checkpoint_io
     from pe_dense.models.backbones.hub import is_checkpoint_name
     args = parse_args(argv)
+    quiet_console(args.verbose)
     enable_checkpoint_io()  # allowlisted loading; the inferencers may read weights by name
     if args.checkpoint.lower() == 'none':
         args.checkpoint = None
     elif not osp.isfile(args.checkpoint) and not is_checkpoint_name(args.checkpoint):
         raise FileNotFoundError(f'Checkpoint not found: {args.checkpoint}')
-    scope = Config.fromfile(args.config).get('default_scope')
+    args.cfg = Config.fromfile(args.config)
+    if args.cfg_options:
+        args.cfg.merge_from_dict(args.cfg_options)
+    scope = args.cfg.get('default_scope')
     if scope not in RUNNERS:
         raise ValueError(f'{args.config}: default_scope {scope!r} has no inference runner '
                          f'(supported: {sorted(RUNNERS)})')
     files = collect_images(args.inputs)
+    if args.ann_file:
+        check_ann_file(args.ann_file, files)
     os.makedirs(args.out_dir, exist_ok=True)
     summary = RUNNERS[scope](args, files)
     print(json.dumps(summary))

@@ -4,13 +4,14 @@
         --size 128 --seed 0 --classes circle,square,triangle]
 """
 import argparse
+import inspect
 import json
 import sys
 
 from pe_dense.toy import GENERATORS, make_toy
 
 
-def parse_args(argv=None):
+def build_parser():
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument('kind', choices=sorted(GENERATORS))
@@ -33,7 +34,7 @@ def parse_args(argv=None):
                    help='imagetext: real picture, blurred picture or its flat mean colour')
     p.add_argument('--stereo', type=int, help='nyu: extra train crops of the motorcycle pair')
     p.add_argument('--no-progress', action='store_true', help='hide the progress bar')
-    return p.parse_args(argv)
+    return p
 
 
 def to_kwargs(args) -> dict:
@@ -51,10 +52,29 @@ def to_kwargs(args) -> dict:
     return kw
 
 
+def parse_args(argv=None):
+    return build_parser().parse_args(argv)
+
+
+def check_flags(parser, args, kwargs) -> None:
+    """Refuse flags the chosen kind does not take, naming flags (not keyword names)."""
+    flags = {a.dest: a.option_strings[0] for a in parser._actions if a.option_strings}
+    flags['progress_bar'] = '--no-progress'
+    params = inspect.signature(GENERATORS[args.kind]).parameters
+    unknown = [flags.get(k, k) for k in kwargs if k not in params]
+    if unknown:
+        takes = [flags[k] for k in flags if k in params]
+        parser.error(f'{args.kind} does not take {", ".join(unknown)}; '
+                     f'its flags: {" ".join(sorted(takes))}')
+
+
 def main(argv=None):
-    args = parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    kwargs = to_kwargs(args)
+    check_flags(parser, args, kwargs)
     try:
-        summary = make_toy(args.kind, args.out, **to_kwargs(args))
+        summary = make_toy(args.kind, args.out, **kwargs)
     except ValueError as e:  # bad option value, or an option the chosen kind does not take
         sys.exit(f'make_toy_data {args.kind}: {e}')
     print(json.dumps(summary, indent=2))

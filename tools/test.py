@@ -8,6 +8,7 @@ python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--show-dir DIR] [--show
 and depth (mmseg) a folder of PNGs, other configs a .pkl of the model outputs.
 """
 import argparse
+import numbers
 import sys
 
 from pe_dense.engine import enable_checkpoint_io
@@ -34,9 +35,10 @@ def main(argv=None):
     cfg = load_config(args.config, args)
     cfg = setup_test(cfg, args.checkpoint, show_dir=args.show_dir, tta=args.tta,
                      show=args.show, wait_time=args.wait_time, out=args.out)
-    runner = build_runner(cfg)
+    runner = build_runner(cfg, verbose=args.verbose)
     metrics = runner.test()
-    print({k: round(float(v), 4) if isinstance(v, float) else v for k, v in metrics.items()})
+    print({k: round(float(v), 4) if isinstance(v, numbers.Real) else v
+           for k, v in metrics.items()})  # numpy scalars too
     return 0
 
 

@@ -18,6 +18,7 @@ import sys
 import time
 
 import pe_dense.backbone  # noqa: F401  registers PE
+from mmengine.config import DictAction
 
 
 def parse_args(argv=None):
@@ -43,6 +44,8 @@ def parse_args(argv=None):
     p.add_argument('--eval-only', action='store_true', help='only evaluate --results')
     p.add_argument('--results', help='folder of predicted masks (<seq>/<frame>.png)')
     p.add_argument('--no-progress', action='store_true')
+    p.add_argument('--cfg-options', nargs='+', action=DictAction,
+                   help='override config keys, e.g. propagation.topk=7 backbone.img_size=224')
     args = p.parse_args(argv)
     if args.eval_only and not args.results:
         p.error('--eval-only needs --results DIR')
@@ -59,7 +62,7 @@ def build(args):
 
     from pe_dense.tracking.features import build_backbone, load_settings
 
-    backbone_cfg, prop, name = load_settings(args.config)
+    backbone_cfg, prop, name = load_settings(args.config, args.cfg_options)
     for key in ('size', 'n_last', 'topk', 'radius', 'temperature'):
         if getattr(args, key) is not None:
             prop[key] = getattr(args, key)
@@ -67,7 +70,10 @@ def build(args):
     os.makedirs(work_dir, exist_ok=True)
     torch.manual_seed(args.seed)
     device = args.device or ('cuda' if torch.cuda.is_available() else 'cpu')
-    backbone = build_backbone(backbone_cfg, args.checkpoint, args.random_init, device)
+    try:
+        backbone = build_backbone(backbone_cfg, args.checkpoint, args.random_init, device)
+    except (ValueError, FileNotFoundError) as e:  # no weights: a hint, not a traceback
+        sys.exit(f'test_davis: {e}')
     with open(osp.join(work_dir, 'davis_settings.json'), 'w') as fh:
         json.dump(dict(config=args.config, checkpoint=args.checkpoint, backbone=backbone_cfg,
                        propagation=prop, layers=args.layer, data_root=args.data_root,
@@ -123,8 +129,8 @@ def main(argv=None):
     sweep = {layer: propagate_and_evaluate(args, dataset, backbone, dict(prop, layer=layer),
                                            osp.join(work_dir, f'layer{layer}'))
              for layer in layers}
-    print('layer sweep (J&F-Mean): ' + ', '.join(
-        f'{layer}: {s["global"]["J&F-Mean"]:.3f}' for layer, s in sweep.items()))
+    print('layer sweep (J&F-Mean, %): ' + ', '.join(
+        f'{layer}: {100 * s["global"]["J&F-Mean"]:.1f}' for layer, s in sweep.items()))
     return sweep
 
 

@@ -3,6 +3,9 @@
     python tools/track_video.py clip.mp4 --first-mask mask.png \
         --config configs/davis/pe_spatial_b16_davis.py --checkpoint PE-Spatial-B16-512.pt
 
+The video may also be a folder of frames (DAVIS JPEGImages/480p/<seq>/) or a numbered
+pattern (frames/%05d.jpg).
+
 The first mask is a palette PNG (DAVIS style) or a single-channel label PNG with 0 =
 background and 1..K = objects, the size of the video frames. Writes <out>/overlay.mp4 and
 <out>/masks/00000.png ... (indexed PNGs).
@@ -12,12 +15,15 @@ import os.path as osp
 import sys
 
 import pe_dense.backbone  # noqa: F401  registers PE
+from mmengine.config import DictAction
 
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument('video', help='input video (anything OpenCV decodes)')
+    p.add_argument('video', help='a video file OpenCV decodes, a folder of frames (read in '
+                                 'name order, e.g. DAVIS JPEGImages/480p/<seq>) or a numbered '
+                                 'pattern such as frames/%%05d.jpg')
     p.add_argument('--first-mask', required=True, help='label/palette PNG of frame 0')
     p.add_argument('--config', default='PE-Spatial-B16-512', help='configs/davis/*.py or arch')
     p.add_argument('--checkpoint', help='PE weights')
@@ -30,6 +36,8 @@ def parse_args(argv=None):
     p.add_argument('--device', default=None, help='default: cuda if available, else cpu')
     p.add_argument('--seed', type=int, default=0)
     p.add_argument('--no-progress', action='store_true')
+    p.add_argument('--cfg-options', nargs='+', action=DictAction,
+                   help='override config keys, e.g. propagation.topk=7 backbone.img_size=224')
     return p.parse_args(argv)
 
 
@@ -44,11 +52,14 @@ def main(argv=None):
         first, palette = read_first_mask(args.first_mask, size)
     except (VideoError, ValueError) as e:
         sys.exit(f'track_video: {e}')
-    backbone_cfg, prop, _ = load_settings(args.config)
+    backbone_cfg, prop, _ = load_settings(args.config, args.cfg_options)
     prop.update({k: getattr(args, k) for k in ('layer', 'size') if getattr(args, k) is not None})
     torch.manual_seed(args.seed)
     device = args.device or ('cuda' if torch.cuda.is_available() else 'cpu')
-    backbone = build_backbone(backbone_cfg, args.checkpoint, args.random_init, device)
+    try:
+        backbone = build_backbone(backbone_cfg, args.checkpoint, args.random_init, device)
+    except (ValueError, FileNotFoundError) as e:  # no weights: a hint, not a traceback
+        sys.exit(f'track_video: {e}')
     try:
         n = track_video(cap, first, palette, build_propagator(backbone, **prop), args.out, fps,
                         args.alpha, args.max_frames, not args.no_progress)

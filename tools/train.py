@@ -25,7 +25,7 @@ def main(argv=None):
     enable_checkpoint_io()  # safe resume on torch >= 2.6, crash-safe checkpoint writes
     cfg = load_config(args.config, args)
     cfg = setup_train(cfg, resume=args.resume, amp=args.amp, auto_scale_lr=args.auto_scale_lr)
-    build_runner(cfg).train()
+    build_runner(cfg, verbose=args.verbose).train()
     return 0
 
 

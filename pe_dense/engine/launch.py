@@ -14,6 +14,7 @@ from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
 from .atomic_io import find_resumable_checkpoint
+from .console import add_verbose_flag, build_quietly
 from .cpu_distributed import start_cpu_distributed
 
 VIS_HOOKS = {'mmdet': 'DetVisualizationHook', 'mmseg': 'SegVisualizationHook'}
@@ -26,7 +27,7 @@ def common_args(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
                         default='none', help='job launcher (torchrun sets pytorch)')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    return parser
+    return add_verbose_flag(parser)
 
 
 def load_config(path: str, args) -> Config:
@@ -46,14 +47,14 @@ def load_config(path: str, args) -> Config:
     return cfg
 
 
-def build_runner(cfg: Config) -> Runner:
-    """The library's registered runner when the config names one, else MMEngine's."""
+def build_runner(cfg: Config, verbose: bool = True) -> Runner:
+    """The library's registered runner when the config names one, else MMEngine's; without
+    ``verbose`` its set-up dump (environment, config, hook table) stays off the console."""
     from pe_dense.models.backbones.hub import register_checkpoint_schemes
     register_checkpoint_schemes()  # load_from / Pretrained init_cfg may name hf://, timm/, URLs
     start_cpu_distributed(cfg)
-    if 'runner_type' in cfg:
-        return RUNNERS.build(cfg)
-    return Runner.from_cfg(cfg)
+    build = RUNNERS.build if 'runner_type' in cfg else Runner.from_cfg
+    return build_quietly(build, cfg, verbose)
 
 
 def setup_train(cfg: Config, resume=None, amp: bool = False, auto_scale_lr: bool = False) -> Config:

@@ -177,16 +177,19 @@ def write_csvs(summary: dict, out_dir: str, split: str = 'val') -> List[str]:
 
 
 def format_tables(summary: dict, split: str = 'val') -> str:
-    """Both tables as aligned text, the way the official script prints them."""
+    """Both tables as aligned text in percent (one decimal), the scale papers quote (61.5).
+
+    The CSVs of ``write_csvs`` keep the official file format (fractions, three decimals).
+    """
     def table(header, rows):
-        cells = [list(header)] + [[c if isinstance(c, str) else f'{c:.6f}' for c in r]
+        cells = [list(header)] + [[c if isinstance(c, str) else f'{100 * c:.1f}' for c in r]
                                   for r in rows]
         widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
         return '\n'.join(' '.join(c.rjust(wd) for c, wd in zip(r, widths)) for r in cells)
     g = summary['global']
-    return (f'--------------------------- Global results for {split} ---------------------------\n'
+    return (f'----------------------- Global results for {split} (%) -----------------------\n'
             + table(GLOBAL_COLUMNS, [[g[c] for c in GLOBAL_COLUMNS]])
-            + f'\n\n---------- Per sequence results for {split} ----------\n'
+            + f'\n\n---------- Per sequence results for {split} (%) ----------\n'
             + table(SEQUENCE_COLUMNS, summary['objects']))
 
 

@@ -55,23 +55,32 @@ class PEFeatureExtractor:
         return F.normalize(feat, dim=-1).reshape(*hw, -1)
 
 
-def load_settings(config_or_arch: str) -> Tuple[dict, dict, Optional[str]]:
-    """(backbone cfg, propagation settings, work-dir name) from a config file or an arch name."""
+def load_settings(config_or_arch: str, options: Optional[dict] = None
+                  ) -> Tuple[dict, dict, Optional[str]]:
+    """(backbone cfg, propagation settings, work-dir name) from a config file or an arch name;
+    ``options`` (``--cfg-options``) override keys, e.g. ``{'backbone.img_size': 224}``."""
+    from mmengine.config import Config
     if config_or_arch.endswith('.py'):
-        from mmengine.config import Config
         if not osp.isfile(config_or_arch):
             raise FileNotFoundError(f'config {config_or_arch} not found')
         cfg = Config.fromfile(config_or_arch)
-        backbone = cfg.get('backbone', cfg.get('pe_backbone'))
-        if backbone is None:
-            raise KeyError(f'{config_or_arch}: defines neither `backbone` nor `pe_backbone`')
-        prop = dict(PROPAGATION_DEFAULTS, **cfg.get('propagation', {}))
-        unknown = sorted(set(prop) - set(PROPAGATION_DEFAULTS))
-        if unknown:
-            raise KeyError(f'{config_or_arch}: unknown propagation keys {unknown}; known: '
-                           f'{sorted(PROPAGATION_DEFAULTS)}')
-        return dict(backbone), prop, osp.splitext(osp.basename(config_or_arch))[0]
-    return dict(type='PE', arch=config_or_arch), dict(PROPAGATION_DEFAULTS), config_or_arch
+        name = osp.splitext(osp.basename(config_or_arch))[0]
+        if 'backbone' not in cfg and 'pe_backbone' in cfg:  # the backbone bases' name
+            cfg.backbone = cfg.pe_backbone
+    else:
+        cfg = Config(dict(backbone=dict(type='PE', arch=config_or_arch)))
+        name = config_or_arch
+    if options:
+        cfg.merge_from_dict(options)
+    backbone = cfg.get('backbone')
+    if backbone is None:
+        raise KeyError(f'{config_or_arch}: defines neither `backbone` nor `pe_backbone`')
+    prop = dict(PROPAGATION_DEFAULTS, **cfg.get('propagation', {}))
+    unknown = sorted(set(prop) - set(PROPAGATION_DEFAULTS))
+    if unknown:
+        raise KeyError(f'{config_or_arch}: unknown propagation keys {unknown}; known: '
+                       f'{sorted(PROPAGATION_DEFAULTS)}')
+    return backbone.to_dict() if hasattr(backbone, 'to_dict') else dict(backbone), prop, name
 
 
 def build_backbone(backbone: dict, checkpoint: Optional[str] = None,
@@ -88,7 +97,9 @@ def build_backbone(backbone: dict, checkpoint: Optional[str] = None,
         raise ValueError('no PE weights given: pass a checkpoint (or random_init=True / '
                          '--random-init for a smoke run)')
     elif not osp.isfile(init['checkpoint']) and not is_checkpoint_name(init['checkpoint']):
-        raise FileNotFoundError(f"PE checkpoint {init['checkpoint']} not found")
+        raise FileNotFoundError(f"PE checkpoint {init['checkpoint']} (the config's init_cfg) "
+                                'not found: pass --checkpoint FILE, or --random-init for a '
+                                'smoke run with random weights')
     model = MODELS.build(backbone)
     if not random_init:  # random weights are set at construction; init_weights only loads
         model.init_weights()

@@ -14,18 +14,66 @@ class VideoError(ValueError):
     """A video or first mask that cannot be used (names the file)."""
 
 
+IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.webp', '.tif', '.tiff')
+
+
+class FrameFolder:
+    """A folder of frames (DAVIS ``JPEGImages/480p/<seq>/``) read in name order, with the
+    ``cv2.VideoCapture`` calls ``track_video`` uses; OpenCV itself only reads numbered
+    patterns (``%05d.jpg``), not folders."""
+
+    def __init__(self, folder: str):
+        self.files = sorted(osp.join(folder, f) for f in os.listdir(folder)
+                            if f.lower().endswith(IMAGE_EXTENSIONS))
+        self.pos = 0
+
+    def isOpened(self) -> bool:  # noqa: N802  (OpenCV's name)
+        return bool(self.files)
+
+    def get(self, prop) -> float:
+        return float(len(self.files)) if prop == cv2.CAP_PROP_FRAME_COUNT else 0.0
+
+    def read(self):
+        if self.pos >= len(self.files):
+            return False, None
+        path = self.files[self.pos]
+        frame = cv2.imread(path, cv2.IMREAD_COLOR)
+        if frame is None:
+            raise VideoError(f'{path}: OpenCV cannot decode this frame')
+        self.pos += 1
+        return True, frame
+
+    def release(self):
+        self.pos = len(self.files)
+
+
+def _capture(path: str):
+    if osp.isdir(path):
+        return FrameFolder(path)
+    if '%' in path:  # printf-style numbered frames, e.g. frames/%05d.jpg
+        return cv2.VideoCapture(path, cv2.CAP_IMAGES)
+    return cv2.VideoCapture(path)
+
+
 def open_video(path: str) -> Tuple[cv2.VideoCapture, float, Tuple[int, int]]:
-    """An opened capture, its fps (25 if unknown) and frame size (h, w); errors name the file."""
-    if not osp.isfile(path):
-        raise VideoError(f'{path}: video file not found')
-    probe = cv2.VideoCapture(path)
+    """An opened capture of a video file, a frame folder or a ``%05d.jpg`` pattern, its fps
+    (25 if unknown) and frame size (h, w); errors name the file."""
+    if osp.isdir(path):
+        if not FrameFolder(path).isOpened():
+            raise VideoError(f'{path}: folder holds no frames ({", ".join(IMAGE_EXTENSIONS)})')
+    elif '%' in path:
+        if not osp.isdir(osp.dirname(path) or '.'):
+            raise VideoError(f'{path}: folder of the frame pattern not found')
+    elif not osp.isfile(path):
+        raise VideoError(f'{path}: video file, frame folder or %05d.jpg pattern not found')
+    probe = _capture(path)
     ok, frame = probe.read() if probe.isOpened() else (False, None)
     fps = probe.get(cv2.CAP_PROP_FPS)
     probe.release()
     if not ok:
-        raise VideoError(f'{path}: OpenCV cannot decode this video (unsupported codec or not '
-                         'a video file)')
-    return cv2.VideoCapture(path), fps if fps > 0 else 25.0, frame.shape[:2]
+        raise VideoError(f'{path}: OpenCV cannot decode this video (unsupported codec, not '
+                         'a video file, or no frame matching the pattern)')
+    return _capture(path), fps if fps > 0 else 25.0, frame.shape[:2]
 
 
 def iter_frames(cap: cv2.VideoCapture, max_frames: Optional[int] = None) -> Iterator[np.ndarray]:

@@ -5,7 +5,8 @@ PC1 drives lightness, PC2 chroma, PC3 hue (see pe_dense/analysis/feature_pca.py)
 Example:
     python tools/analysis/visualize_features.py skimage:astronaut skimage:chelsea \
         --arch PE-Spatial-T16-512 --layer -1 --size 448 --joint --mask 0.5
-Writes work_dirs/visualize_features/<model>/layer<k>[_<image>].png.
+Writes work_dirs/visualize_features/<model>/layer<k>_<image or joint>[_mask<T>].png, so a
+masked and an unmasked run of the same picture do not overwrite each other.
 """
 import argparse
 import os
@@ -64,7 +65,8 @@ def main(argv=None):
     written = []
     for pics, tag in groups:
         canvas, _ = visualize(source, pics, layer, args.size, args.mask, args.height)
-        path = osp.join(out, f'layer{layer}_{tag}.png')
+        suffix = '' if args.mask is None else f'_mask{args.mask:g}'
+        path = osp.join(out, f'layer{layer}_{tag}{suffix}.png')
         Image.fromarray(np.ascontiguousarray(canvas)).save(path, optimize=True)
         written.append(path)
         print(f'wrote {path}')

@@ -18,9 +18,10 @@ def sample_pos_embed(pos_embed: torch.Tensor, num_prefix: int, grid_hw, mode: st
                      interpolation: str = 'bilinear') -> torch.Tensor:
     """Position rows for a (grid_h, grid_w) token grid, prefix rows first.
 
-    ``'resample'`` follows the official towers: bilinear, align_corners False, the prefix row
-    kept. ``'tile'`` follows the official DETA backbone: token (i, j) takes row (i % g, j % g)
-    of the g x g grid; the prefix rows are dropped because that backbone has no cls token.
+    ``'resample'`` follows the official towers: bilinear, align_corners False. ``'tile'``
+    follows the official DETA backbone (PE-G, no cls token): token (i, j) takes row
+    (i % g, j % g) of the g x g grid. Either way the prefix (cls) rows are kept unchanged in
+    front, so towers with a cls token tile their patch grid too.
     """
     prefix, grid = pos_embed[:num_prefix], pos_embed[num_prefix:]
     side = grid_of(pos_embed.shape[0], num_prefix)
@@ -29,7 +30,7 @@ def sample_pos_embed(pos_embed: torch.Tensor, num_prefix: int, grid_hw, mode: st
     if mode == 'tile':
         rows = torch.arange(gh, device=grid.device) % side
         cols = torch.arange(gw, device=grid.device) % side
-        return grid[rows][:, cols].reshape(gh * gw, -1)
+        return torch.cat([prefix, grid[rows][:, cols].reshape(gh * gw, -1)])
     if mode != 'resample':
         raise ValueError(f"pos_embed_mode must be 'resample' or 'tile', got {mode!r}")
     if (gh, gw) != (side, side):
