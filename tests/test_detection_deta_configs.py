@@ -6,7 +6,7 @@ import torch
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
 
-from pe_dense.models.backbones import deta_convert as dc
+from pe_dense.models.detectors import deta_convert as dc
 
 ROOT = Path(__file__).parents[1]
 STAGES = ['deta/pe_spatial_g_o365_stage1_1024.py', 'deta/pe_spatial_g_o365_stage2_1536.py',

@@ -8,7 +8,8 @@
 """
 import argparse
 
-from pe_dense.models.backbones import checkpoint, deta_convert
+from pe_dense.models.backbones import checkpoint
+from pe_dense.models.detectors import deta_convert
 
 
 def _class_map(text):
