@@ -2,10 +2,11 @@
 one-to-many assignment (in :class:`~pe_dense.models.dense_heads.DETAHead`) and NMS.
 
 On top of MMDetection's ``DeformableDETR`` the official DETA_pe model changes how the
-decoder's queries are made from the encoder's proposals (REFERENCE section 6):
+decoder's queries are made from the encoder's proposals (official
+``apps/detection/DETA_pe/models/deformable_transformer.py``):
 
-* query selection: per feature level, the top ``pre_nms_topk`` proposals by objectness,
-  NMS per level (IoU 0.9, boxes clamped to [0, 1], raw logits as scores), then the first
+* query selection: per feature level, the top ``pre_nms_topk`` proposals by objectness
+  (see :func:`select_queries` for the official quirk of small levels), NMS per level (IoU 0.9, boxes clamped to [0, 1], raw logits as scores), then the first
   ``num_queries // num_levels`` survivors of each level in NMS order, padded with the first
   survivors not yet taken. Keeping every level represented is what lets one-to-many
   training work without the decoder collapsing onto the largest objects.
@@ -21,11 +22,11 @@ assignment measures IoU against them.
 from typing import Dict, Tuple
 
 import torch
-from mmcv.ops import batched_nms
 from mmdet.models.detectors import DeformableDETR
 from mmdet.registry import MODELS
 from mmdet.structures.bbox import bbox_cxcywh_to_xyxy
 from torch import Tensor, nn
+from torchvision.ops import batched_nms  # the official code's NMS (same tie order)
 
 
 def level_ids_of(spatial_shapes: Tensor) -> Tensor:
@@ -38,10 +39,13 @@ def select_queries(logits: Tensor, boxes: Tensor, level_ids: Tensor, num_queries
                    pre_nms_topk: int = 1000, nms_iou: float = 0.9) -> Tensor:
     """Indices of ``num_queries`` proposals of one image, balanced over levels (DETA).
 
-    The pre-NMS top-k is taken within each level, ``min(pre_nms_topk, level size)`` of them.
-    (The official code takes a top-k over all positions with other levels' scores zeroed, so
-    a level smaller than ``pre_nms_topk`` also drags in arbitrary zero-score positions of
-    other levels; those only matter if a level has fewer NMS survivors than its quota.)
+    As the official ``DeformableTransformer.forward`` (``assign_first_stage`` branch): for
+    each level, a top-``pre_nms_topk`` over ALL positions of ``sigmoid(logits)`` with the
+    other levels' scores zeroed -- a level with fewer positions than ``pre_nms_topk`` thus
+    also brings in zero-score positions of other levels, which then take part in their own
+    level's NMS --, NMS per level on the raw logits, a plain top-k if fewer than
+    ``num_queries`` survive, the first ``num_queries // num_levels`` of each level in NMS
+    order, and padding with the first survivors not yet taken.
 
     Args:
         logits: (S,) objectness logits; boxes: (S, 4) xyxy in [0, 1]; level_ids: (S,).
@@ -50,15 +54,10 @@ def select_queries(logits: Tensor, boxes: Tensor, level_ids: Tensor, num_queries
     if logits.numel() < num_queries:
         raise ValueError(f'DETA: num_queries={num_queries} exceeds the {logits.numel()} encoder '
                          'positions; use larger inputs or fewer queries')
-    pre = []
-    for lvl in range(num_levels):
-        idx = torch.nonzero(level_ids == lvl).squeeze(1)
-        k = min(pre_nms_topk, idx.numel())
-        pre.append(idx[logits[idx].topk(k).indices])
-    pre = torch.cat(pre)
-    _, keep = batched_nms(boxes[pre], logits[pre], level_ids[pre],
-                          dict(type='nms', iou_threshold=nms_iou))
-    keep = pre[keep]
+    k = min(pre_nms_topk, logits.numel())
+    prob = logits.sigmoid()
+    pre = torch.cat([(prob * (level_ids == lvl)).topk(k).indices for lvl in range(num_levels)])
+    keep = pre[batched_nms(boxes[pre], logits[pre], level_ids[pre], nms_iou)]
     if keep.numel() < num_queries:  # too few survivors: plain top-k (official fallback)
         keep = logits.topk(num_queries).indices
     per_level = num_queries // num_levels
