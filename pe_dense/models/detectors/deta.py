@@ -6,9 +6,10 @@ decoder's queries are made from the encoder's proposals (official
 ``apps/detection/DETA_pe/models/deformable_transformer.py``):
 
 * query selection: per feature level, the top ``pre_nms_topk`` proposals by objectness
-  (see :func:`select_queries` for the official quirk of small levels), NMS per level (IoU 0.9, boxes clamped to [0, 1], raw logits as scores), then the first
-  ``num_queries // num_levels`` survivors of each level in NMS order, padded with the first
-  survivors not yet taken. Keeping every level represented is what lets one-to-many
+  (see :func:`select_queries` for the official quirk of small levels), NMS per level
+  (IoU 0.9, boxes clamped to [0, 1], raw logits as scores), then the first
+  ``num_queries // num_levels`` survivors of each level in NMS order, padded with the
+  first survivors not yet taken. Keeping every level represented is what lets one-to-many
   training work without the decoder collapsing onto the largest objects.
 * ``pix_trans``: the selected (transformed, zero-padded) encoder features go through a
   linear + LayerNorm and are added to the query target, which otherwise comes only from
