@@ -73,53 +73,7 @@ def test_official_gwin384_checkpoint_layout_fits_exactly(full):
     assert all(conv[k].shape == ours[k].shape for k in ours)
 
 
-@pytest.mark.parametrize('stage,expect', [
-    (0, dict(size=1024, epochs=12, drop=10, lr=2e-4, opt='AdamW', dp=0.5, amp=False, bs=2, classes=365,
-             load=None, base_bs=256)),
-    (1, dict(size=1536, epochs=6, drop=4, lr=5e-5, opt='AdamW', dp=0.5, amp=False, bs=1, classes=365,
-             load='work_dirs/pe_spatial_g_o365_stage1_1024/epoch_12.pth', base_bs=128)),
-    (2, dict(size=1728, epochs=12, drop=10, lr=5e-5, opt='AdamW', dp=0.4, amp=True, bs=1, classes=80,
-             load='work_dirs/pe_spatial_g_o365_stage2_1536/epoch_6.pth', base_bs=64)),
-    (3, dict(size=1824, epochs=3, drop=2, lr=5e-5, opt='SGD', dp=0.0, amp=True, bs=1, classes=80,
-             load='work_dirs/pe_spatial_g_coco_stage3_1728/epoch_12.pth', base_bs=64)),
-])
-def test_stage_hyper_parameters_match_official_scripts(stage, expect):
-    cfg = _cfg(STAGES[stage])
-    m = cfg.model
-    assert m.data_preprocessor.pad_size_divisor == expect['size']
-    crop = [t for t in cfg.train_dataloader.dataset.pipeline if t['type'] == 'RandomCrop'][0]
-    assert crop['crop_size'] == (expect['size'],) * 2
-    jitter = [t for t in cfg.train_dataloader.dataset.pipeline if t['type'] == 'RandomResize'][0]
-    assert jitter['scale'] == (expect['size'],) * 2 and jitter['ratio_range'] == (0.1, 2.0)
-    resize = [t for t in cfg.test_dataloader.dataset.pipeline if t['type'] == 'Resize'][0]
-    assert resize['scale'] == (expect['size'] - 32,) * 2
-    assert cfg.train_cfg.max_epochs == expect['epochs']
-    assert cfg.param_scheduler[0]['milestones'] == [expect['drop']]
-    assert cfg.param_scheduler[0]['gamma'] == 0.1
-    opt = cfg.optim_wrapper
-    assert opt.optimizer.type == expect['opt'] and opt.optimizer.lr == expect['lr']
-    assert opt.optimizer.weight_decay == 1e-4
-    if expect['opt'] == 'SGD':
-        assert opt.optimizer.momentum == 0.9
-    assert opt.clip_grad == dict(max_norm=0.1, norm_type=2)
-    assert (opt.type == 'AmpOptimWrapper') == expect['amp']
-    if expect['amp']:
-        assert opt.dtype == 'bfloat16'
-    assert opt.constructor == 'LayerDecayOptimWrapperConstructor'
-    assert opt.paramwise_cfg.layer_decay_rate == 0.9 and opt.paramwise_cfg.num_layers == 50
-    assert opt.paramwise_cfg.custom_keys['sampling_offsets']['lr_mult'] == 0.1
-    assert opt.paramwise_cfg.custom_keys['reference_points']['lr_mult'] == 0.1
-    assert m.backbone.drop_path_rate == expect['dp'] and m.backbone.with_cp
-    assert m.bbox_head.num_classes == expect['classes']
-    assert cfg.train_dataloader.batch_size == expect['bs']
-    assert cfg.auto_scale_lr.base_batch_size == expect['base_bs']
-    assert cfg.load_from == expect['load']
-    if stage == 0:
-        assert m.backbone.init_cfg.type == 'Pretrained'
-    assert cfg.randomness.seed == 42
-    assert cfg.vis_backends == [dict(type='LocalVisBackend'), dict(type='TensorboardVisBackend')]
-    ds = cfg.train_dataloader.dataset.type
-    assert ds == ('Objects365V2Dataset' if stage < 2 else 'CheckedCocoDataset')
+# Stage hyper-parameters against the official scripts: tests/test_deta_official_flags.py.
 
 
 def test_final_config_is_stage4_with_tta():

@@ -1,7 +1,7 @@
-# Runtime shared by pe_dense detection configs (MMDetection scope).
+# Runtime shared by pe_dense detection configs (MMDetection scope). No custom_imports here:
+# the model bases set them (configs/_base_/models/deta_pe.py through the backbone base), and
+# two sibling bases may not both define a key.
 default_scope = 'mmdet'
-custom_imports = dict(
-    imports=['pe_dense', 'pe_dense.datasets.coco_checked'], allow_failed_imports=False)
 
 default_hooks = dict(
     timer=dict(type='IterTimerHook'),

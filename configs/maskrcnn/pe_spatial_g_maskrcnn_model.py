@@ -3,6 +3,8 @@
 # simple feature pyramid (strides 4-32 from the last block + a max-pooled stride-64 level),
 # a 2-conv RPN head and 4-conv-1-fc box / mask heads with channel LayerNorm.
 _base_ = ['mmdet::_base_/models/mask-rcnn_r50_fpn.py']
+custom_imports = dict(
+    imports=['pe_dense', 'pe_dense.datasets.coco_checked'], allow_failed_imports=False)
 pe_width = 1536
 norm_cfg = dict(type='LN2d', requires_grad=True)  # ViTDet's channel LayerNorm (pe_dense.necks)
 

@@ -20,7 +20,7 @@ padding / invalid anchors) is MMDetection's ``gen_encoder_output_proposals``, id
 the official one. The fixed anchors are passed on to the head: DETA's first-stage
 assignment measures IoU against them.
 """
-from typing import Dict, Tuple
+from typing import Dict, Optional, Tuple
 
 import torch
 from mmdet.models.detectors import DeformableDETR
@@ -77,12 +77,18 @@ class DETA(DeformableDETR):
 
     Args:
         query_selection: ``dict(pre_nms_topk=1000, nms_iou=0.9)`` of the per-level NMS.
+        backbone_autocast: None (fp32) or a dtype name, e.g. ``'bfloat16'``: the backbone and
+            the first neck module (the simple FPN, part of the official backbone) run under
+            ``torch.autocast`` and their outputs are cast back to fp32, so the rest of the
+            neck, the transformer, heads and losses stay fp32 -- what the official ``--bf16``
+            does (``apps/detection/DETA_pe/models/backbone.py``, ``PEv1Backbone.forward``).
         Other arguments: MMDetection's ``DeformableDETR`` (``as_two_stage`` and
         ``with_box_refine`` are always True).
     """
 
     def __init__(self, *args, query_selection: dict = None, as_two_stage: bool = True,
-                 with_box_refine: bool = True, **kwargs):
+                 with_box_refine: bool = True, backbone_autocast: Optional[str] = None,
+                 **kwargs):
         if not (as_two_stage and with_box_refine):
             raise ValueError('DETA is two-stage with box refinement: as_two_stage and '
                              'with_box_refine must be True')
@@ -92,7 +98,21 @@ class DETA(DeformableDETR):
             raise KeyError(f'DETA query_selection: unknown keys {sorted(unknown)} '
                            f'(allowed: {sorted(self.query_selection)})')
         self.query_selection.update(query_selection or {})
+        if backbone_autocast is not None and not isinstance(
+                getattr(torch, str(backbone_autocast), None), torch.dtype):
+            raise ValueError(f'DETA backbone_autocast: {backbone_autocast!r} is not a torch dtype '
+                             "name (e.g. 'bfloat16')")
+        self.backbone_autocast = backbone_autocast
         super().__init__(*args, as_two_stage=True, with_box_refine=True, **kwargs)
+
+    def extract_feat(self, batch_inputs: Tensor) -> Tuple[Tensor]:
+        if self.backbone_autocast is None:
+            return super().extract_feat(batch_inputs)
+        dtype = getattr(torch, self.backbone_autocast)
+        fpn, rest = self.neck[0], self.neck[1:]
+        with torch.autocast(batch_inputs.device.type, dtype=dtype):
+            feats = fpn(self.backbone(batch_inputs.to(dtype)))
+        return rest(tuple(f.float() for f in feats))
 
     def _init_layers(self) -> None:
         super()._init_layers()
