@@ -7,6 +7,7 @@ from mmengine.config import Config
 from mmengine.registry import init_default_scope
 
 from pe_dense.models.detectors import deta_convert as dc
+from tests.fixtures.small_deta import SMALL, shrink_deta
 
 ROOT = Path(__file__).parents[1]
 STAGES = ['deta/pe_spatial_g_o365_stage1_1024.py', 'deta/pe_spatial_g_o365_stage2_1536.py',
@@ -89,39 +90,9 @@ def test_final_config_is_stage4_with_tta():
     assert 'flip_direction' in aug[-1][0]['meta_keys']
 
 
-SMALL = dc.DetaSpec(embed_dim=64, depth=3, num_heads=4, mlp_dim=96, pos_grid=4, window_size=4,
-                    global_attn_indexes=(1,), img_size=128, hidden_dim=32, ffn_dim=48,
-                    num_heads_det=4, enc_layers=2, dec_layers=2, enc_points=2, dec_points=2,
-                    num_classes=91)
-
-
 def _small_model():
     cfg = _cfg('pe_spatial_detr_coco.py')
-    d = SMALL.hidden_dim
-    attn = dict(embed_dims=d, num_heads=SMALL.num_heads_det, num_points=2)
-    cfg.merge_from_dict({
-        'model.num_queries': 10,
-        'model.backbone.img_size': None, 'model.backbone.patch_size': None,
-        'model.backbone.window_size': 4, 'model.backbone.global_attn_indexes': (1,),
-        'model.backbone.with_cp': False,
-        'model.data_preprocessor.pad_size_divisor': 128,
-        'model.encoder.num_layers': 2, 'model.decoder.num_layers': 2,
-        'model.encoder.layer_cfg.self_attn_cfg': attn,
-        'model.encoder.layer_cfg.ffn_cfg.embed_dims': d,
-        'model.encoder.layer_cfg.ffn_cfg.feedforward_channels': 48,
-        'model.decoder.layer_cfg.self_attn_cfg.embed_dims': d,
-        'model.decoder.layer_cfg.self_attn_cfg.num_heads': SMALL.num_heads_det,
-        'model.decoder.layer_cfg.cross_attn_cfg': attn,
-        'model.decoder.layer_cfg.ffn_cfg.embed_dims': d,
-        'model.decoder.layer_cfg.ffn_cfg.feedforward_channels': 48,
-        'model.positional_encoding.num_feats': d // 2,
-        'model.bbox_head.embed_dims': d,
-        'model.test_cfg.pre_nms_topk': 100,
-    })
-    cfg.model.backbone.arch = dict(patch_size=16, width=64, depth=3, heads=4, mlp_dim=96,
-                                   layer_scale=0.1, img_size=64)
-    cfg.model.neck[0]['in_channels'] = 64
-    cfg.model.neck[1].update(in_channels=[32, 64, 64], out_channels=d)
+    shrink_deta(cfg)
     torch.manual_seed(0)
     return _build(cfg.model).eval()
 
