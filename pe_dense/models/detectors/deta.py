@@ -109,10 +109,13 @@ class DETA(DeformableDETR):
         if self.backbone_autocast is None:
             return super().extract_feat(batch_inputs)
         dtype = getattr(torch, self.backbone_autocast)
-        fpn, rest = self.neck[0], self.neck[1:]
+        fpn, *rest = self.neck
         with torch.autocast(batch_inputs.device.type, dtype=dtype):
             feats = fpn(self.backbone(batch_inputs.to(dtype)))
-        return rest(tuple(f.float() for f in feats))
+        feats = tuple(f.float() for f in feats)
+        for module in rest:
+            feats = module(feats)
+        return feats
 
     def _init_layers(self) -> None:
         super()._init_layers()
