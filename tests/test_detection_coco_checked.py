@@ -1,6 +1,7 @@
 """CheckedCocoDataset / LoadImageOrSkip on generated broken COCO files."""
 import json
 import logging
+import os.path as osp
 
 import numpy as np
 import pytest
@@ -149,3 +150,27 @@ def test_filter_empty_gt_drops_images_left_without_boxes(tmp_path):
     ds = _build(tmp_path, path, filter_cfg=dict(filter_empty_gt=True, min_size=1))
     assert len(ds) == 1 and ds.get_data_info(0)['img_path'].endswith('a.jpg')
     assert ds.repair_counts['empty'] == 1
+
+
+def test_objects365_stage_skips_missing_images_with_a_count(tmp_path):
+    """The public Objects365 train file lists images absent on disk (the official run used a
+    repaired file): the stage-1 loader skips each with a running count instead of crashing."""
+    from mmengine.config import Config
+    from mmengine.logging import MMLogger
+    from mmdet.registry import TRANSFORMS
+    root = osp.dirname(osp.dirname(osp.abspath(__file__)))
+    cfg = Config.fromfile(osp.join(root, 'configs/deta/pe_spatial_g_o365_stage1_1024.py'))
+    load = TRANSFORMS.build(cfg.train_dataloader.dataset.pipeline[0])
+    assert isinstance(load, LoadImageOrSkip)
+    records = []
+    handler = logging.Handler()
+    handler.emit = records.append
+    logger = MMLogger.get_current_instance()
+    logger.addHandler(handler)
+    try:
+        for name in ('objects365_v1_00000017.jpg', 'objects365_v2_00908726.jpg'):
+            assert load(dict(img_path=str(tmp_path / name))) is None
+    finally:
+        logger.removeHandler(handler)
+    msgs = [r.getMessage() for r in records]
+    assert any('objects365_v2_00908726.jpg' in m and '2 skipped' in m for m in msgs), msgs
