@@ -24,11 +24,11 @@ def far(n: int) -> torch.Tensor:
 def test_registered_with_official_defaults():
     s1 = TASK_UTILS.build(dict(type='DETAStage1Assigner'))
     s2 = TASK_UTILS.build(dict(type='DETAStage2Assigner', num=300))
-    assert (s1.labeller.pos_iou_thr, s1.labeller.neg_iou_thr) == (0.7, 0.3)
+    assert (s1.pos_iou_thr, s1.neg_iou_thr) == (0.7, 0.3)
     assert (s1.sampler.num, s1.sampler.pos_fraction, s1.max_k) == (256, 0.5, 4)
-    assert (s2.labeller.pos_iou_thr, s2.labeller.neg_iou_thr) == (0.6, 0.6)
+    assert (s2.pos_iou_thr, s2.neg_iou_thr) == (0.6, 0.6)
     assert (s2.sampler.num, s2.sampler.pos_fraction, s2.max_k) == (300, 0.25, 4)
-    assert s1.labeller.match_low_quality and s2.labeller.match_low_quality
+    assert s1.match_low_quality and s2.match_low_quality
 
 
 def test_topk_per_gt_keeps_best_iou_capped_by_count():

@@ -12,7 +12,7 @@ from mmengine.registry import DefaultScope
 from mmengine.structures import InstanceData
 
 import pe_dense.det  # noqa: F401  registers the det components
-from pe_dense.models.backbones import deta_convert as dc
+from pe_dense.models.detectors import deta_convert as dc
 from pe_dense.models.detectors import select_queries
 from pe_dense.models.detectors.deta import level_ids_of
 

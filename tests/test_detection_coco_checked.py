@@ -1,6 +1,8 @@
 """CheckedCocoDataset / LoadImageOrSkip on generated broken COCO files."""
+import contextlib
 import json
 import logging
+import os.path as osp
 
 import numpy as np
 import pytest
@@ -31,6 +33,21 @@ def _write_set(root, anns, images=None, categories=None, broken_image=False):
 def _ann(i, bbox, cat=1, img=1, **extra):
     return dict(id=i, image_id=img, category_id=cat, bbox=bbox, area=bbox[2] * bbox[3],
                 iscrowd=0, **extra)
+
+
+@contextlib.contextmanager
+def _mmlogger_records():
+    """Records logged to MMEngine's current logger inside the block."""
+    from mmengine.logging import MMLogger
+    records = []
+    handler = logging.Handler()
+    handler.emit = records.append
+    logger = MMLogger.get_current_instance()
+    logger.addHandler(handler)
+    try:
+        yield records
+    finally:
+        logger.removeHandler(handler)
 
 
 def _build(root, path, **kw):
@@ -114,22 +131,14 @@ def test_unknown_image_id_is_an_error(tmp_path):
 
 
 def test_undecodable_image_is_skipped_and_logged(tmp_path):
-    from mmengine.logging import MMLogger
     path = _write_set(tmp_path, [_ann(1, [1, 1, 5, 5]), _ann(2, [1, 1, 5, 5], img=2)],
                       broken_image=True)
     ds = _build(tmp_path, path)
     load = LoadImageOrSkip()
     ok = load(dict(img_path=ds.get_data_info(0)['img_path']))
     assert ok['img'].shape == (30, 40, 3)
-    records = []
-    handler = logging.Handler()
-    handler.emit = records.append
-    logger = MMLogger.get_current_instance()
-    logger.addHandler(handler)
-    try:
+    with _mmlogger_records() as records:
         assert load(dict(img_path=ds.get_data_info(1)['img_path'])) is None
-    finally:
-        logger.removeHandler(handler)
     assert any('b.jpg' in r.getMessage() and 'failed to decode' in r.getMessage()
                for r in records)
 
@@ -149,3 +158,19 @@ def test_filter_empty_gt_drops_images_left_without_boxes(tmp_path):
     ds = _build(tmp_path, path, filter_cfg=dict(filter_empty_gt=True, min_size=1))
     assert len(ds) == 1 and ds.get_data_info(0)['img_path'].endswith('a.jpg')
     assert ds.repair_counts['empty'] == 1
+
+
+def test_objects365_stage_skips_missing_images_with_a_count(tmp_path):
+    """The public Objects365 train file lists images absent on disk (the official run used a
+    repaired file): the stage-1 loader skips each with a running count instead of crashing."""
+    from mmdet.registry import TRANSFORMS
+    from mmengine.config import Config
+    root = osp.dirname(osp.dirname(osp.abspath(__file__)))
+    cfg = Config.fromfile(osp.join(root, 'configs/deta/pe_spatial_g_o365_stage1_1024.py'))
+    load = TRANSFORMS.build(cfg.train_dataloader.dataset.pipeline[0])
+    assert isinstance(load, LoadImageOrSkip)
+    with _mmlogger_records() as records:
+        for name in ('objects365_v1_00000017.jpg', 'objects365_v2_00908726.jpg'):
+            assert load(dict(img_path=str(tmp_path / name))) is None
+    msgs = [r.getMessage() for r in records]
+    assert any('objects365_v2_00908726.jpg' in m and '2 skipped' in m for m in msgs), msgs

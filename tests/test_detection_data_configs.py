@@ -71,10 +71,11 @@ def test_instance_and_lvis_and_o365_configs():
     assert lvis.train_dataloader.dataset.type == 'LVISV1Dataset'
     assert lvis.train_dataloader.dataset.pipeline[1]['with_mask'] is True
     assert lvis.val_evaluator.type == 'LVISMetric'
-    o365 = Config.fromfile(str(CFG / 'objects365v2_lsj.py'))
+    o365 = Config.fromfile(str(CFG / 'objects365v2_deta_aug.py'))
     assert o365.train_dataloader.dataset.type == 'Objects365V2Dataset'
     assert o365.train_dataloader.dataset.ann_file == 'annotations/zhiyuan_objv2_train.json'
     assert o365.val_evaluator.ann_file.endswith('zhiyuan_objv2_val.json')
+    assert o365.train_dataloader.dataset.filter_cfg.filter_empty_gt is False
     from mmdet.datasets import Objects365V2Dataset
     assert len(Objects365V2Dataset.METAINFO['classes']) == 365
 

@@ -6,7 +6,8 @@ import torch
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
 
-from pe_dense.models.backbones import deta_convert as dc
+from pe_dense.models.detectors import deta_convert as dc
+from tests.fixtures.small_deta import SMALL, shrink_deta
 
 ROOT = Path(__file__).parents[1]
 STAGES = ['deta/pe_spatial_g_o365_stage1_1024.py', 'deta/pe_spatial_g_o365_stage2_1536.py',
@@ -73,53 +74,7 @@ def test_official_gwin384_checkpoint_layout_fits_exactly(full):
     assert all(conv[k].shape == ours[k].shape for k in ours)
 
 
-@pytest.mark.parametrize('stage,expect', [
-    (0, dict(size=1024, epochs=12, drop=10, lr=2e-4, opt='AdamW', dp=0.5, amp=False, bs=2, classes=365,
-             load=None, base_bs=256)),
-    (1, dict(size=1536, epochs=6, drop=4, lr=5e-5, opt='AdamW', dp=0.5, amp=False, bs=1, classes=365,
-             load='work_dirs/pe_spatial_g_o365_stage1_1024/epoch_12.pth', base_bs=128)),
-    (2, dict(size=1728, epochs=12, drop=10, lr=5e-5, opt='AdamW', dp=0.4, amp=True, bs=1, classes=80,
-             load='work_dirs/pe_spatial_g_o365_stage2_1536/epoch_6.pth', base_bs=64)),
-    (3, dict(size=1824, epochs=3, drop=2, lr=5e-5, opt='SGD', dp=0.0, amp=True, bs=1, classes=80,
-             load='work_dirs/pe_spatial_g_coco_stage3_1728/epoch_12.pth', base_bs=64)),
-])
-def test_stage_hyper_parameters_match_official_scripts(stage, expect):
-    cfg = _cfg(STAGES[stage])
-    m = cfg.model
-    assert m.data_preprocessor.pad_size_divisor == expect['size']
-    crop = [t for t in cfg.train_dataloader.dataset.pipeline if t['type'] == 'RandomCrop'][0]
-    assert crop['crop_size'] == (expect['size'],) * 2
-    jitter = [t for t in cfg.train_dataloader.dataset.pipeline if t['type'] == 'RandomResize'][0]
-    assert jitter['scale'] == (expect['size'],) * 2 and jitter['ratio_range'] == (0.1, 2.0)
-    resize = [t for t in cfg.test_dataloader.dataset.pipeline if t['type'] == 'Resize'][0]
-    assert resize['scale'] == (expect['size'] - 32,) * 2
-    assert cfg.train_cfg.max_epochs == expect['epochs']
-    assert cfg.param_scheduler[0]['milestones'] == [expect['drop']]
-    assert cfg.param_scheduler[0]['gamma'] == 0.1
-    opt = cfg.optim_wrapper
-    assert opt.optimizer.type == expect['opt'] and opt.optimizer.lr == expect['lr']
-    assert opt.optimizer.weight_decay == 1e-4
-    if expect['opt'] == 'SGD':
-        assert opt.optimizer.momentum == 0.9
-    assert opt.clip_grad == dict(max_norm=0.1, norm_type=2)
-    assert (opt.type == 'AmpOptimWrapper') == expect['amp']
-    if expect['amp']:
-        assert opt.dtype == 'bfloat16'
-    assert opt.constructor == 'LayerDecayOptimWrapperConstructor'
-    assert opt.paramwise_cfg.layer_decay_rate == 0.9 and opt.paramwise_cfg.num_layers == 50
-    assert opt.paramwise_cfg.custom_keys['sampling_offsets']['lr_mult'] == 0.1
-    assert opt.paramwise_cfg.custom_keys['reference_points']['lr_mult'] == 0.1
-    assert m.backbone.drop_path_rate == expect['dp'] and m.backbone.with_cp
-    assert m.bbox_head.num_classes == expect['classes']
-    assert cfg.train_dataloader.batch_size == expect['bs']
-    assert cfg.auto_scale_lr.base_batch_size == expect['base_bs']
-    assert cfg.load_from == expect['load']
-    if stage == 0:
-        assert m.backbone.init_cfg.type == 'Pretrained'
-    assert cfg.randomness.seed == 42
-    assert cfg.vis_backends == [dict(type='LocalVisBackend'), dict(type='TensorboardVisBackend')]
-    ds = cfg.train_dataloader.dataset.type
-    assert ds == ('Objects365V2Dataset' if stage < 2 else 'CheckedCocoDataset')
+# Stage hyper-parameters against the official scripts: tests/test_deta_official_flags.py.
 
 
 def test_final_config_is_stage4_with_tta():
@@ -135,39 +90,9 @@ def test_final_config_is_stage4_with_tta():
     assert 'flip_direction' in aug[-1][0]['meta_keys']
 
 
-SMALL = dc.DetaSpec(embed_dim=64, depth=3, num_heads=4, mlp_dim=96, pos_grid=4, window_size=4,
-                    global_attn_indexes=(1,), img_size=128, hidden_dim=32, ffn_dim=48,
-                    num_heads_det=4, enc_layers=2, dec_layers=2, enc_points=2, dec_points=2,
-                    num_classes=91)
-
-
 def _small_model():
     cfg = _cfg('pe_spatial_detr_coco.py')
-    d = SMALL.hidden_dim
-    attn = dict(embed_dims=d, num_heads=SMALL.num_heads_det, num_points=2)
-    cfg.merge_from_dict({
-        'model.num_queries': 10,
-        'model.backbone.img_size': None, 'model.backbone.patch_size': None,
-        'model.backbone.window_size': 4, 'model.backbone.global_attn_indexes': (1,),
-        'model.backbone.with_cp': False,
-        'model.data_preprocessor.pad_size_divisor': 128,
-        'model.encoder.num_layers': 2, 'model.decoder.num_layers': 2,
-        'model.encoder.layer_cfg.self_attn_cfg': attn,
-        'model.encoder.layer_cfg.ffn_cfg.embed_dims': d,
-        'model.encoder.layer_cfg.ffn_cfg.feedforward_channels': 48,
-        'model.decoder.layer_cfg.self_attn_cfg.embed_dims': d,
-        'model.decoder.layer_cfg.self_attn_cfg.num_heads': SMALL.num_heads_det,
-        'model.decoder.layer_cfg.cross_attn_cfg': attn,
-        'model.decoder.layer_cfg.ffn_cfg.embed_dims': d,
-        'model.decoder.layer_cfg.ffn_cfg.feedforward_channels': 48,
-        'model.positional_encoding.num_feats': d // 2,
-        'model.bbox_head.embed_dims': d,
-        'model.test_cfg.pre_nms_topk': 100,
-    })
-    cfg.model.backbone.arch = dict(patch_size=16, width=64, depth=3, heads=4, mlp_dim=96,
-                                   layer_scale=0.1, img_size=64)
-    cfg.model.neck[0]['in_channels'] = 64
-    cfg.model.neck[1].update(in_channels=[32, 64, 64], out_channels=d)
+    shrink_deta(cfg)
     torch.manual_seed(0)
     return _build(cfg.model).eval()
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from pe_dense.models.backbones import CheckpointError
-from pe_dense.models.backbones import deta_convert as dc
+from pe_dense.models.detectors import deta_convert as dc
 
 SMALL = dc.DetaSpec(embed_dim=64, depth=3, num_heads=4, mlp_dim=96, pos_grid=4, window_size=4,
                     global_attn_indexes=(1,), img_size=128, hidden_dim=32, ffn_dim=48,
@@ -160,3 +160,27 @@ def test_cli_deta_subcommand(tmp_path, capsys):
     with pytest.raises(SystemExit):
         tool.main(['deta', str(src), str(dst), '--class-map', 'cats'])
     assert '--class-map' in capsys.readouterr().err
+
+
+def test_profiling_buffers_dropped_with_a_log_other_unknown_keys_fail(tmp_path, monkeypatch):
+    """thop's total_ops / total_params counters (which the official loader filters out)
+    load; any other unknown key still fails with its name."""
+    sd = dc.random_official_state_dict(SMALL)
+    plain = dc.convert_official_deta(sd, num_dec_layers=SMALL.dec_layers)
+    profiled = dict(sd)
+    profiled['total_ops'] = torch.zeros(1, dtype=torch.float64)
+    profiled['backbone.0.body.conv1.total_params'] = torch.tensor([123.], dtype=torch.float64)
+    profiled['transformer.encoder.layers.0.linear1.total_ops'] = torch.zeros(1)
+    src, dst = tmp_path / 'profiled.pth', tmp_path / 'ours.pth'
+    torch.save({'model': profiled}, src)
+    logs = []
+    monkeypatch.setattr(dc, 'print_log', lambda msg, **kw: logs.append(msg))
+    out = dc.convert_file(str(src), str(dst), class_map=None, num_dec_layers=SMALL.dec_layers)
+    assert out.keys() == plain.keys()
+    assert all(torch.equal(out[k], plain[k]) for k in plain)
+    assert len(logs) == 1 and 'dropped 3 profiling buffers' in logs[0]
+
+    profiled['transformer.mystery.total_flops'] = torch.zeros(1)
+    torch.save({'model': profiled}, src)
+    with pytest.raises(KeyError, match='transformer.mystery.total_flops'):
+        dc.convert_file(str(src), str(dst), class_map=None, num_dec_layers=SMALL.dec_layers)

@@ -96,7 +96,9 @@ def test_tta_config_runs_with_the_toy_deta(tmp_path):
     tta_pipeline = final.tta_pipeline
     tta_pipeline[1]['transforms'][0] = [dict(type='Resize', scale=(s, s), keep_ratio=True)
                                         for s in (112,)]  # 1 scale x 2 flips: CPU time
-    tta_model = dict(final.tta_model, scale_ranges=[(8, 1e4)])
+    assert final.tta_model.num_queries == 2000
+    tta_q = round(2000 / 900 * cfg.model.num_queries)  # the official ratio at toy size
+    tta_model = dict(final.tta_model, scale_ranges=[(8, 1e4)], num_queries=tta_q)
     tta_model['module'] = cfg.model
     cfg.model = tta_model
     ds = cfg.test_dataloader.dataset
@@ -110,6 +112,7 @@ def test_tta_config_runs_with_the_toy_deta(tmp_path):
     view_cfg = runner.model.module.bbox_head.test_cfg
     assert view_cfg['soft_nms']['method'] == 'quad' and view_cfg['max_per_img'] is None
     assert view_cfg['pre_nms_topk'] == 2000
+    assert runner.model.module.num_queries == tta_q
     metrics = runner.test()
     assert 'coco/bbox_mAP' in metrics
 

@@ -16,8 +16,8 @@ SRC is a file or a name, fetched into the Hugging Face cache (HF_HUB_OFFLINE=1 r
 """
 import argparse
 
-from pe_dense.models.backbones import checkpoint, deta_convert
-from pe_dense.models.detectors import maskrcnn_convert
+from pe_dense.models.backbones import checkpoint
+from pe_dense.models.detectors import deta_convert, maskrcnn_convert
 
 
 def _class_map(text):

@@ -1,4 +1,5 @@
-# Runtime shared by pe_dense detection configs (MMDetection scope).
+# Runtime shared by pe_dense detection configs (MMDetection scope); it imports the detection
+# part of pe_dense, so the model bases (and the backbone bases) set no custom_imports.
 default_scope = 'mmdet'
 custom_imports = dict(imports=['pe_dense.det'], allow_failed_imports=False)
 

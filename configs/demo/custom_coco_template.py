@@ -95,6 +95,7 @@ test_evaluator = val_evaluator
 train_cfg = dict(max_epochs=max_epochs, val_interval=1)
 optim_wrapper = dict(
     optimizer=dict(lr=lr, weight_decay=0.05),
+    constructor='LayerDecayOptimWrapperConstructor',
     paramwise_cfg=dict(layer_decay_rate=layer_decay, num_layers=pe_depth))
 param_scheduler = [
     dict(type='LinearLR', start_factor=0.001, by_epoch=False, begin=0, end=250),

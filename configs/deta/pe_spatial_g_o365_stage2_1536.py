@@ -1,8 +1,10 @@
 # Stage 2 of 4: Objects365 v2, 6 more epochs at 1536 px, from stage 1.
 # Official: scripts/pretrain_continue_spatial_Gwin384_o365ep6_1536pix_16node.sh
 # (16 nodes x 8 GPUs x 1 image = 128; lr 5e-5 detector and backbone; fp32; drop path 0.5).
+# --finetune without --keep_class_embed: the class heads start freshly initialised.
 _base_ = ['./pe_spatial_g_o365_stage1_1024.py']
 image_size = 1536
+max_size = image_size - 32
 max_epochs = 6
 lr_drop = 4
 backend_args = None
@@ -16,16 +18,21 @@ train_pipeline = [
     dict(type='LoadImageOrSkip', backend_args=backend_args),
     dict(type='LoadAnnotations', with_bbox=True),
     dict(type='RandomFlip', prob=0.5),
-    dict(type='RandomResize', scale=(image_size, image_size), ratio_range=(0.1, 2.0),
-         keep_ratio=True),
-    dict(type='RandomCrop', crop_type='absolute_range', crop_size=(image_size, image_size),
-         recompute_bbox=True, allow_negative_crop=True),
-    dict(type='FilterAnnotations', min_gt_bbox_wh=(1e-2, 1e-2)),
+    dict(type='RandomChoice', transforms=[
+        [dict(type='RandomChoiceResize', keep_ratio=True,
+              scales=[(max_size, s) for s in range(480, image_size, 32)])],
+        [dict(type='RandomChoiceResize', keep_ratio=True,
+              scales=[(100000, s) for s in (400, 500, 600)]),
+         dict(type='RandomCrop', crop_type='absolute_range', crop_size=(384, 600),
+              allow_negative_crop=True),
+         dict(type='RandomChoiceResize', keep_ratio=True, scales=[(max_size, max_size)])],
+    ]),
+    dict(type='FilterAnnotations', min_gt_bbox_wh=(1e-2, 1e-2), keep_empty=False),
     dict(type='PackDetInputs'),
 ]
 test_pipeline = [
     dict(type='LoadImageRobust', on_error='raise', backend_args=backend_args),
-    dict(type='Resize', scale=(image_size - 32, image_size - 32), keep_ratio=True),
+    dict(type='Resize', scale=(max_size, max_size), keep_ratio=True),
     dict(type='LoadAnnotations', with_bbox=True),
     dict(type='PackDetInputs',
          meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor')),
@@ -41,3 +48,7 @@ param_scheduler = [
          gamma=0.1)
 ]
 auto_scale_lr = dict(base_batch_size=128)
+custom_hooks = [
+    dict(type='RNGStateHook'),
+    dict(type='DropLoadedKeysHook', patterns=[r'^bbox_head\.cls_branches\.']),
+]

@@ -1,16 +1,19 @@
-# DETA on PE-Spatial-G ("Gwin384"), as the official DETA_pe model (apps/detection/DETA_pe):
-# the G tower with a 16x16 patch (14x14 kernel resized bicubically on load), its 448 px pos-emb
-# resampled to a 24x24 grid and tiled over the image, 24x24 window attention except in blocks
-# 12/24/36/49, EVA-style RoPE, no final norm; simple FPN from the last block (stride 8/16/32),
-# 1x1 conv + GN projections and two 3x3 stride-2 levels (mmdet ChannelMapper, num_outs=5);
-# two-stage Deformable DETR with box refinement, 900 queries, 6 + 6 layers, FFN 2048,
-# dropout 0, 8 heads, 4 points; DETA one-to-many IoU assignment; focal 1 / L1 5 / GIoU 2.
+# DETA on PE-Spatial-G ("Gwin384"), as the official DETA_pe model (facebookresearch/
+# perception_models, apps/detection/DETA_pe/models/{pev1,backbone,deformable_detr,
+# deformable_transformer}.py; paper arXiv 2504.13181, section 5 "Detection"):
+# the G tower of configs/_base_/backbones/pe_spatial_g14.py with a 16x16 patch (14x14 kernel
+# resized bicubically on load), its 448 px pos-emb resampled to a 24x24 grid and tiled over the
+# image, 24x24 window attention except in blocks 12/24/36/49, EVA-style RoPE, no final norm;
+# simple FPN from the last block (stride 8/16/32), 1x1 conv + GN projections and two 3x3
+# stride-2 levels (mmdet ChannelMapper, num_outs=5); two-stage Deformable DETR with box
+# refinement, 900 queries, 6 + 6 layers, FFN 2048, dropout 0, 8 heads, 4 points; DETA
+# one-to-many IoU assignment; focal 1 / L1 5 / GIoU 2.
 # Official flags: --with_box_refine --two_stage --num_feature_levels 5 --num_queries 900
 # --dim_feedforward 2048 --dropout 0.0 --cls_loss_coef 1.0 --assign_first_stage
-# --assign_second_stage --backbone_init_values 0.1 --backbone_tile_posemb True --backbone_dp 0.4/0.5
-# (custom_imports come from the runtime base, e.g. configs/_base_/default_runtime.py)
+# --assign_second_stage --backbone_init_values 0.1 --backbone_tile_posemb True
+_base_ = ['../backbones/pe_spatial_g14.py']
 
-pe_width = 1536
+pe_width = _base_.pe_width
 num_queries = 900
 num_levels = 5
 embed_dims = 256
@@ -22,6 +25,8 @@ model = dict(
     num_queries=num_queries,
     num_feature_levels=num_levels,
     query_selection=dict(pre_nms_topk=1000, nms_iou=0.9),
+    # official --bf16 (stages 3 and 4): autocast around the backbone + simple FPN only
+    backbone_autocast=None,
     data_preprocessor=dict(
         type='DetDataPreprocessor',
         mean=[123.675, 116.28, 103.53],  # ImageNet, RGB in [0, 255]
@@ -31,7 +36,7 @@ model = dict(
         pad_value=0),
     backbone=dict(
         type='PE',
-        arch='PE-Spatial-G14-448',
+        arch=_base_.pe_arch,
         patch_size=16,
         img_size=384,
         pos_embed_mode='tile',
@@ -40,9 +45,9 @@ model = dict(
         global_attn_indexes=(12, 24, 36, 49),
         out_indices=(-1, ),
         final_norm=False,
-        drop_path_rate=0.5,
+        drop_path_rate=0.5,  # official Gwin384 default (--backbone_dp -1)
         with_cp=True,
-        init_cfg=None),
+        init_cfg=None),  # stage 1 loads the tower's weights; later stages load_from
     neck=[
         dict(type='SimpleFPN', in_channels=pe_width, scale_factors=(2.0, 1.0, 0.5)),
         dict(type='ChannelMapper',

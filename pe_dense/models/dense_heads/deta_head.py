@@ -84,7 +84,7 @@ class DETAHead(DeformableDETRHead):
                                  self._layer_losses(cls, box, dec_assign, targets, avg)):
                 losses[prefix + name] = val
         if enc_cls_scores is not None:
-            enc_targets = [(b, torch.zeros_like(lbl)) for b, lbl in targets]
+            enc_targets = [(b, torch.zeros_like(lbl), c) for b, lbl, c in targets]
             enc_assign = [self._assign(self.enc_assigner, a, t) for a, t in zip(enc_anchors,
                                                                                 enc_targets)]
             for name, val in zip(('enc_loss_cls', 'enc_loss_bbox', 'enc_loss_iou'),
@@ -94,34 +94,45 @@ class DETAHead(DeformableDETRHead):
         return losses
 
     @staticmethod
-    def _normalised_targets(gt: InstanceData, meta: dict) -> Tuple[Tensor, Tensor]:
-        """GT boxes as xyxy in [0, 1] of the unpadded image, and labels."""
+    def _normalised_targets(gt: InstanceData, meta: dict) -> Tuple[Tensor, Tensor, Tensor]:
+        """GT boxes of the unpadded image as (xyxy, labels, cxcywh), in [0, 1].
+
+        In the official order (DETA_pe ``datasets/transforms.py`` Normalize, then the
+        criterion's ``box_cxcywh_to_xyxy``): pixel xyxy -> cxcywh -> / (w, h, w, h) -> xyxy.
+        Rounding differs from dividing xyxy directly, and decides which of several anchors
+        with mathematically equal IoU count as a GT's best (tied) candidates.
+        """
         h, w = meta['img_shape']
-        return gt.bboxes / gt.bboxes.new_tensor([w, h, w, h]), gt.labels
+        cxcywh = bbox_xyxy_to_cxcywh(gt.bboxes.float()) / gt.bboxes.new_tensor(
+            [w, h, w, h], dtype=torch.float32)
+        return bbox_cxcywh_to_xyxy(cxcywh), gt.labels, cxcywh
 
     @staticmethod
-    def _assign(assigner, priors_cxcywh: Tensor, target: Tuple[Tensor, Tensor]) -> Assignment:
-        boxes, labels = target
+    def _assign(assigner, priors_cxcywh: Tensor,
+                target: Tuple[Tensor, Tensor, Tensor]) -> Assignment:
+        boxes, labels, _ = target
         priors = bbox_cxcywh_to_xyxy(priors_cxcywh.detach().float())
         pos, pos_gt, _ = assigner.sample(priors, boxes.float(), labels)
         return pos, pos_gt
 
     def _layer_losses(self, cls_scores: Tensor, bbox_preds: Tensor,
-                      assignments: List[Assignment], targets: List[Tuple[Tensor, Tensor]],
+                      assignments: List[Assignment],
+                      targets: List[Tuple[Tensor, Tensor, Tensor]],
                       avg: float) -> Tuple[Tensor, Tensor, Tensor]:
         """Focal / L1 / GIoU losses of one layer's (B, Q, C) scores and (B, Q, 4) boxes."""
         bs, nq, _ = cls_scores.shape
         labels = cls_scores.new_full((bs, nq), self.num_classes, dtype=torch.long)
         pred, tgt = [], []
-        for b, ((pos, pos_gt), (boxes, gt_labels)) in enumerate(zip(assignments, targets)):
+        for b, ((pos, pos_gt), (_, gt_labels, cxcywh)) in enumerate(zip(assignments, targets)):
             labels[b, pos] = gt_labels[pos_gt]
             pred.append(bbox_preds[b, pos])
-            tgt.append(boxes[pos_gt])
+            tgt.append(cxcywh[pos_gt])
         loss_cls = self.loss_cls(cls_scores.reshape(bs * nq, -1), labels.reshape(-1),
                                  avg_factor=avg)
         pred, tgt = torch.cat(pred), torch.cat(tgt).to(bbox_preds.dtype)
-        loss_bbox = self.loss_bbox(pred, bbox_xyxy_to_cxcywh(tgt), avg_factor=avg)
-        loss_iou = self.loss_iou(bbox_cxcywh_to_xyxy(pred), tgt, avg_factor=avg)
+        loss_bbox = self.loss_bbox(pred, tgt, avg_factor=avg)
+        loss_iou = self.loss_iou(bbox_cxcywh_to_xyxy(pred), bbox_cxcywh_to_xyxy(tgt),
+                                 avg_factor=avg)
         return loss_cls, loss_bbox, loss_iou
 
     # ------------------------------------------------------------------ inference

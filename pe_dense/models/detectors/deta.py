@@ -5,10 +5,11 @@ On top of MMDetection's ``DeformableDETR`` the official DETA_pe model changes ho
 decoder's queries are made from the encoder's proposals (official
 ``apps/detection/DETA_pe/models/deformable_transformer.py``):
 
-* query selection: per feature level, the top ``pre_nms_topk`` proposals by objectness,
-  NMS per level (IoU 0.9, boxes clamped to [0, 1], raw logits as scores), then the first
-  ``num_queries // num_levels`` survivors of each level in NMS order, padded with the first
-  survivors not yet taken. Keeping every level represented is what lets one-to-many
+* query selection: per feature level, the top ``pre_nms_topk`` proposals by objectness
+  (see :func:`select_queries` for the official quirk of small levels), NMS per level
+  (IoU 0.9, boxes clamped to [0, 1], raw logits as scores), then the first
+  ``num_queries // num_levels`` survivors of each level in NMS order, padded with the
+  first survivors not yet taken. Keeping every level represented is what lets one-to-many
   training work without the decoder collapsing onto the largest objects.
 * ``pix_trans``: the selected (transformed, zero-padded) encoder features go through a
   linear + LayerNorm and are added to the query target, which otherwise comes only from
@@ -19,14 +20,14 @@ padding / invalid anchors) is MMDetection's ``gen_encoder_output_proposals``, id
 the official one. The fixed anchors are passed on to the head: DETA's first-stage
 assignment measures IoU against them.
 """
-from typing import Dict, Tuple
+from typing import Dict, Optional, Tuple
 
 import torch
-from mmcv.ops import batched_nms
 from mmdet.models.detectors import DeformableDETR
 from mmdet.registry import MODELS
 from mmdet.structures.bbox import bbox_cxcywh_to_xyxy
 from torch import Tensor, nn
+from torchvision.ops import batched_nms  # the official code's NMS (same tie order)
 
 
 def level_ids_of(spatial_shapes: Tensor) -> Tensor:
@@ -39,10 +40,13 @@ def select_queries(logits: Tensor, boxes: Tensor, level_ids: Tensor, num_queries
                    pre_nms_topk: int = 1000, nms_iou: float = 0.9) -> Tensor:
     """Indices of ``num_queries`` proposals of one image, balanced over levels (DETA).
 
-    The pre-NMS top-k is taken within each level, ``min(pre_nms_topk, level size)`` of them.
-    (The official code takes a top-k over all positions with other levels' scores zeroed, so
-    a level smaller than ``pre_nms_topk`` also drags in arbitrary zero-score positions of
-    other levels; those only matter if a level has fewer NMS survivors than its quota.)
+    As the official ``DeformableTransformer.forward`` (``assign_first_stage`` branch): for
+    each level, a top-``pre_nms_topk`` over ALL positions of ``sigmoid(logits)`` with the
+    other levels' scores zeroed -- a level with fewer positions than ``pre_nms_topk`` thus
+    also brings in zero-score positions of other levels, which then take part in their own
+    level's NMS --, NMS per level on the raw logits, a plain top-k if fewer than
+    ``num_queries`` survive, the first ``num_queries // num_levels`` of each level in NMS
+    order, and padding with the first survivors not yet taken.
 
     Args:
         logits: (S,) objectness logits; boxes: (S, 4) xyxy in [0, 1]; level_ids: (S,).
@@ -51,15 +55,10 @@ def select_queries(logits: Tensor, boxes: Tensor, level_ids: Tensor, num_queries
     if logits.numel() < num_queries:
         raise ValueError(f'DETA: num_queries={num_queries} exceeds the {logits.numel()} encoder '
                          'positions; use larger inputs or fewer queries')
-    pre = []
-    for lvl in range(num_levels):
-        idx = torch.nonzero(level_ids == lvl).squeeze(1)
-        k = min(pre_nms_topk, idx.numel())
-        pre.append(idx[logits[idx].topk(k).indices])
-    pre = torch.cat(pre)
-    _, keep = batched_nms(boxes[pre], logits[pre], level_ids[pre],
-                          dict(type='nms', iou_threshold=nms_iou))
-    keep = pre[keep]
+    k = min(pre_nms_topk, logits.numel())
+    prob = logits.sigmoid()
+    pre = torch.cat([(prob * (level_ids == lvl)).topk(k).indices for lvl in range(num_levels)])
+    keep = pre[batched_nms(boxes[pre], logits[pre], level_ids[pre], nms_iou)]
     if keep.numel() < num_queries:  # too few survivors: plain top-k (official fallback)
         keep = logits.topk(num_queries).indices
     per_level = num_queries // num_levels
@@ -78,12 +77,18 @@ class DETA(DeformableDETR):
 
     Args:
         query_selection: ``dict(pre_nms_topk=1000, nms_iou=0.9)`` of the per-level NMS.
+        backbone_autocast: None (fp32) or a dtype name, e.g. ``'bfloat16'``: the backbone and
+            the first neck module (the simple FPN, part of the official backbone) run under
+            ``torch.autocast`` and their outputs are cast back to fp32, so the rest of the
+            neck, the transformer, heads and losses stay fp32 -- what the official ``--bf16``
+            does (``apps/detection/DETA_pe/models/backbone.py``, ``PEv1Backbone.forward``).
         Other arguments: MMDetection's ``DeformableDETR`` (``as_two_stage`` and
         ``with_box_refine`` are always True).
     """
 
     def __init__(self, *args, query_selection: dict = None, as_two_stage: bool = True,
-                 with_box_refine: bool = True, **kwargs):
+                 with_box_refine: bool = True, backbone_autocast: Optional[str] = None,
+                 **kwargs):
         if not (as_two_stage and with_box_refine):
             raise ValueError('DETA is two-stage with box refinement: as_two_stage and '
                              'with_box_refine must be True')
@@ -93,7 +98,24 @@ class DETA(DeformableDETR):
             raise KeyError(f'DETA query_selection: unknown keys {sorted(unknown)} '
                            f'(allowed: {sorted(self.query_selection)})')
         self.query_selection.update(query_selection or {})
+        if backbone_autocast is not None and not isinstance(
+                getattr(torch, str(backbone_autocast), None), torch.dtype):
+            raise ValueError(f'DETA backbone_autocast: {backbone_autocast!r} is not a torch dtype '
+                             "name (e.g. 'bfloat16')")
+        self.backbone_autocast = backbone_autocast
         super().__init__(*args, as_two_stage=True, with_box_refine=True, **kwargs)
+
+    def extract_feat(self, batch_inputs: Tensor) -> Tuple[Tensor]:
+        if self.backbone_autocast is None:
+            return super().extract_feat(batch_inputs)
+        dtype = getattr(torch, self.backbone_autocast)
+        fpn, *rest = self.neck
+        with torch.autocast(batch_inputs.device.type, dtype=dtype):
+            feats = fpn(self.backbone(batch_inputs.to(dtype)))
+        feats = tuple(f.float() for f in feats)
+        for module in rest:
+            feats = module(feats)
+        return feats
 
     def _init_layers(self) -> None:
         super()._init_layers()

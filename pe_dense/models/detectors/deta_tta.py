@@ -25,7 +25,11 @@ class DETATTAModel(DetTTAModel):
 
     Args:
         tta_cfg: ``nms=dict(type='soft_nms', method='quad', iou_threshold=0.7,
-            quad_scale=0.5, min_score=1e-3)``, ``max_per_img``.
+            quad_scale=0.5, min_score=1e-3)``, ``max_per_img`` (None: every survivor of the
+            merge, as the official ``engine_tta.py``; COCO evaluation keeps at most 100 per
+            image and category).
+        num_queries: queries of the wrapped two-stage detector during TTA (the official
+            ``eval_tta_slurm_1824pix.sh`` runs 2000; plain testing 900). None keeps its own.
         view_test_cfg: merged into the wrapped detector's ``bbox_head.test_cfg`` for every
             view; the official TTA post-processes each view with soft-NMS on its top 2000
             scores and keeps every survivor (``pre_nms_topk=2000, soft_nms=dict(...),
@@ -37,8 +41,16 @@ class DETATTAModel(DetTTAModel):
     """
 
     def __init__(self, tta_cfg=None, scale_ranges: Optional[Sequence[Sequence[float]]] = None,
-                 num_flips: int = 2, view_test_cfg: Optional[dict] = None, **kwargs):
+                 num_flips: int = 2, view_test_cfg: Optional[dict] = None,
+                 num_queries: Optional[int] = None, **kwargs):
         super().__init__(tta_cfg=tta_cfg, **kwargs)
+        if num_queries is not None:
+            if not hasattr(self.module, 'num_queries') or not getattr(
+                    self.module, 'as_two_stage', False):
+                raise TypeError('DETATTAModel: num_queries needs a two-stage detector (its '
+                                'queries come from proposals, not learned embeddings), got '
+                                f'{type(self.module).__name__}')
+            self.module.num_queries = int(num_queries)
         if view_test_cfg:
             head = getattr(self.module, 'bbox_head', None)
             if head is None or getattr(head, 'test_cfg', None) is None:
@@ -72,7 +84,8 @@ class DETATTAModel(DetTTAModel):
         nms = dict(self.tta_cfg.nms)
         nms.pop('type', None)
         keep, new_scores = soft_nms(boxes, scores, labels, **nms)
-        keep, new_scores = keep[:self.tta_cfg.max_per_img], new_scores[:self.tta_cfg.max_per_img]
+        cap = self.tta_cfg.get('max_per_img')
+        keep, new_scores = keep[:cap], new_scores[:cap]
         result = data_samples[0]
         result.pred_instances = InstanceData(bboxes=boxes[keep], scores=new_scores,
                                              labels=labels[keep])

@@ -10,20 +10,39 @@ Candidates are ``pred_instances.priors`` (xyxy): the fixed encoder anchors in st
 proposals fed to the decoder (its initial references) in stage 2. Any consistent coordinate
 frame works (IoU is invariant to axis-wise scaling), e.g. normalised [0, 1] boxes.
 
-MMDetection's ``MaxIoUAssigner`` does the labelling (one difference with detectron2's
-``Matcher``, used by the official code: a candidate made positive only by a low-quality match
-is attributed to that ground truth rather than to its highest-IoU one; the top-k step below
-re-picks positives per ground truth by IoU, so this only changes per-GT positive counts in
-rare ties) and ``RandomSampler`` the subsampling.
+Labelling follows detectron2's ``Matcher`` as the official code uses it
+(``apps/detection/DETA_pe/models/assigner.py``): every candidate keeps its highest-IoU ground
+truth, and a candidate made positive by a low-quality match (it is some ground truth's best
+candidate) stays with that highest-IoU ground truth. MMDetection's ``MaxIoUAssigner`` would
+hand it to the low-quality ground truth instead -- with nested boxes, to whichever is listed
+last -- so targets would depend on annotation order. ``RandomSampler`` does the subsampling.
 """
 from typing import Optional, Tuple
 
 import torch
-from mmdet.models.task_modules.assigners import AssignResult, BaseAssigner, MaxIoUAssigner
+from mmdet.models.task_modules.assigners import AssignResult, BaseAssigner
 from mmdet.models.task_modules.samplers import RandomSampler
 from mmdet.registry import TASK_UTILS
 from mmengine.structures import InstanceData
 from torch import Tensor
+
+
+def match_candidates(ious: Tensor, pos_iou_thr: float, neg_iou_thr: float,
+                     low_quality: bool = True) -> Tensor:
+    """detectron2 ``Matcher`` labels of (num_gts, num_candidates) IoUs as ``gt_inds``.
+
+    Returns, per candidate, its highest-IoU GT index + 1 if positive (IoU >= ``pos_iou_thr``,
+    or among some GT's best candidates, ties included, when ``low_quality``), 0 if negative
+    (IoU < ``neg_iou_thr``), -1 if ignored.
+    """
+    best, best_gt = ious.max(dim=0)
+    gt_inds = torch.full_like(best_gt, -1)
+    gt_inds[best < neg_iou_thr] = 0
+    positive = best >= pos_iou_thr
+    if low_quality:
+        positive |= (ious == ious.max(dim=1, keepdim=True).values).any(0)
+    gt_inds[positive] = best_gt[positive] + 1
+    return gt_inds
 
 
 def topk_per_gt(pos_inds: Tensor, pos_gt: Tensor, ious: Tensor, k: int) -> Tuple[Tensor, Tensor]:
@@ -61,10 +80,9 @@ class DETAAssigner(BaseAssigner):
                              f'max_k >= 1, got num={num}, pos_fraction={pos_fraction}, '
                              f'max_k={max_k}')
         self.max_k = max_k
+        self.pos_iou_thr, self.neg_iou_thr = float(pos_iou_thr), float(neg_iou_thr)
+        self.match_low_quality = match_low_quality
         self.iou_calculator = TASK_UTILS.build(iou_calculator)
-        self.labeller = MaxIoUAssigner(
-            pos_iou_thr=float(pos_iou_thr), neg_iou_thr=float(neg_iou_thr), min_pos_iou=0.,
-            match_low_quality=match_low_quality, gt_max_assign_all=True)
         self.sampler = RandomSampler(num=num, pos_fraction=pos_fraction, neg_pos_ub=-1,
                                      add_gt_as_proposals=False)
 
@@ -79,7 +97,10 @@ class DETAAssigner(BaseAssigner):
         if gt_labels is None:
             gt_labels = gt_bboxes.new_zeros(gt_bboxes.shape[0], dtype=torch.long)
         ious = self.iou_calculator(gt_bboxes, priors)
-        labelled = self.labeller.assign_wrt_overlaps(ious, gt_labels)
+        gt_inds = match_candidates(ious, self.pos_iou_thr, self.neg_iou_thr,
+                                   self.match_low_quality)
+        labels = torch.where(gt_inds > 0, gt_labels[(gt_inds - 1).clamp(min=0)], -1)
+        labelled = AssignResult(len(gt_bboxes), gt_inds, ious.max(0).values, labels=labels)
         sampled = self.sampler.sample(labelled, InstanceData(priors=priors),
                                       InstanceData(bboxes=gt_bboxes, labels=gt_labels))
         pos_inds, pos_gt = topk_per_gt(sampled.pos_inds, sampled.pos_assigned_gt_inds, ious,

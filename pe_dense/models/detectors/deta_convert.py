@@ -21,11 +21,14 @@ from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
+from mmengine.logging import print_log
 
-from .checkpoint import CheckpointError, check_key_layout, load_checkpoint_file
-from .rope import check_stored_rope_tables, stored_rope_table
+from ..backbones.checkpoint import CheckpointError, check_key_layout, load_checkpoint_file
+from ..backbones.rope import check_stored_rope_tables, stored_rope_table
 
 StateDict = Dict[str, torch.Tensor]
+# Counters a profiler (thop) leaves in the state dict; the official loader ignores them.
+PROFILING_SUFFIXES = ('total_ops', 'total_params')
 
 # COCO 2017 category ids in the order of mmdet's CocoDataset classes.
 COCO_CATEGORY_IDS = (
@@ -266,7 +269,14 @@ def convert_official_deta(sd: StateDict, class_map: Optional[Sequence[int]] = No
     """
     check_rope_tables(sd)
     out = OrderedDict()
+    profiling = [k for k in sd if k.endswith(PROFILING_SUFFIXES)]
+    if profiling:
+        # thop's op/parameter counters; the official loader filters them out the same way
+        print_log(f'DETA conversion: dropped {len(profiling)} profiling buffers '
+                  f'({", ".join(PROFILING_SUFFIXES)}), e.g. {profiling[0]}', logger='current')
     for key, val in sd.items():
+        if key.endswith(PROFILING_SUFFIXES):
+            continue
         if _is_duplicate_or_buffer(key):
             _check_alias(sd, key, val)
             continue
