@@ -14,8 +14,8 @@ import os.path as osp
 import pe_dense  # noqa: F401  registers the components (installed by `make`)
 
 from mmengine.config import Config
-from mmengine.runner import Runner
 
+from pe_dense.engine.launch import build_runner
 from pe_dense.models.clip.checkpoint import CheckpointError
 
 
@@ -61,7 +61,7 @@ def build_cfg(args) -> Config:
 
 def main(argv=None) -> dict:
     args = parse_args(argv)
-    runner = Runner.from_cfg(build_cfg(args))
+    runner = build_runner(build_cfg(args))
     if args.checkpoint:
         try:  # official whole-CLIP / exported weights
             runner.model.load_checkpoint(args.checkpoint)
