@@ -74,3 +74,18 @@ def test_detection_benchmark_synchronises_around_timed_work(monkeypatch):
                             test_step=lambda batch: events.append('test'))
     bench.time_inference(model, [dict(inputs=[0, 1])], num_images=2)
     assert events == ['sync', 'test', 'sync']
+
+
+def test_pe_depth_override_keeps_the_first_blocks():
+    from pe_dense.models.backbones import PE
+    arch = dict(patch_size=16, width=32, depth=5, heads=2, mlp_dim=64, cls_token=False,
+                pool=None, out_dim=None, layer_scale=0.1, ln_post=False, img_size=64)
+    torch.manual_seed(0)
+    full = PE(arch=arch, global_attn_indexes=(4, ), window_size=2)
+    short = PE(arch=arch, depth=2, global_attn_indexes=(4, ), window_size=2)
+    assert len(short.transformer.resblocks) == 2 and short.depth == 2
+    missing, unexpected = short.load_state_dict(full.state_dict(), strict=False)
+    assert not missing and all(k.startswith(tuple(f'transformer.resblocks.{i}.' for i in (2, 3, 4)))
+                               for k in unexpected)
+    with pytest.raises(ValueError, match='depth must be in'):
+        PE(arch=arch, depth=6)
