@@ -55,16 +55,25 @@ def cycle(loader):
         yield from loader
 
 
+def sync(model) -> None:
+    """Wait for the device: CUDA kernels are asynchronous, a timer alone measures launches."""
+    device = next(model.parameters()).device
+    if device.type == 'cuda':
+        torch.cuda.synchronize(device)
+
+
 def time_training(model, optim, loader, warmup: int, iters: int) -> dict:
     model.train()
     batches = cycle(loader)
     for _ in range(warmup):
         model.train_step(next(batches), optim)
+    sync(model)
     images, start = 0, time.perf_counter()
     for _ in range(iters):
         batch = next(batches)
         images += len(batch['inputs'])
         model.train_step(batch, optim)
+    sync(model)
     sec = time.perf_counter() - start
     return dict(train_iters_per_s=iters / sec, train_images_per_s=images / sec,
                 train_batch_size=images / iters)
@@ -75,8 +84,10 @@ def time_inference(model, loader, num_images: int) -> dict:
     model.eval()
     seen, sec = 0, 0.0
     for batch in cycle(loader):
+        sync(model)
         start = time.perf_counter()
         model.test_step(batch)
+        sync(model)
         sec += time.perf_counter() - start
         seen += len(batch['inputs'])
         if seen >= num_images:

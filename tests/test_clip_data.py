@@ -49,6 +49,8 @@ def test_manifest_dataset_jsonl_and_csv(imgdir):
     s = ds[0]
     assert s['inputs'].shape == (3, 24, 24) and s['inputs'].dtype == torch.uint8
     assert s['inputs'][0].float().mean() > 200 and s['inputs'][1].float().mean() < 50  # RGB order
+    text = s['data_samples'].pop('text')  # tokenised in the pipeline: SOT a red thing EOT
+    assert text[:6].tolist() == [49406, 320, 736, 946, 49407, 0]
     assert s['data_samples'] == dict(caption='a red thing', label=3, sample_idx=0)
     assert ds[1]['data_samples']['label'] == -1
     batch = default_collate([ds[0], ds[1]])

@@ -14,11 +14,11 @@ import json
 import os.path as osp
 
 from mmengine.config import Config, DictAction
-from mmengine.runner import Runner
 
 import pe_dense.core  # noqa: F401  registers the CLIP model, datasets and metrics
 from pe_dense.engine import enable_checkpoint_io
-from pe_dense.engine.console import add_verbose_flag, build_quietly
+from pe_dense.engine.console import add_verbose_flag
+from pe_dense.engine.launch import build_runner
 from pe_dense.models.clip.checkpoint import CheckpointError
 
 
@@ -94,7 +94,7 @@ def build_cfg(args) -> Config:
 def main(argv=None) -> dict:
     args = parse_args(argv)
     enable_checkpoint_io()  # allowlisted loading; --checkpoint may be hf://, hf-hub:, a URL
-    runner = build_quietly(Runner.from_cfg, build_cfg(args), args.verbose)
+    runner = build_runner(build_cfg(args), args.verbose)
     if args.checkpoint:
         try:  # official whole-CLIP / exported weights
             runner.model.load_checkpoint(args.checkpoint)

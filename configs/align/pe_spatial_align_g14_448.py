@@ -24,7 +24,7 @@ model = dict(
     teacher=dict(backbone=dict(type='PE', arch='PE-Core-G14-448',
                                init_cfg=dict(type='Pretrained', checkpoint=core_ckpt)),
                  layer=40),  # the paper's "layer 41" (counted from 1)
-    sam_teacher=dict(size='l', checkpoint=sam_ckpt, grid=32, mask_select='single', chunk=4),
+    sam_teacher=dict(size='l', checkpoint=sam_ckpt, grid=32, mask_select='single'),
     cos_weight=1.0, sam_weight=1.0, mask_ratio=0.75)
 
 train_pipeline = [

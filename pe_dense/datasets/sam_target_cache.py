@@ -18,6 +18,8 @@ from ..engine.atomic_io import atomic_torch_save, atomic_write
 from .robust_loading import ImageLoadError, read_image
 
 META_FILE = 'cache_meta.json'
+# teacher settings that change how fast targets are made, not the targets: not compared
+RUN_ONLY_KEYS = ('chunk', 'compile', 'decoder')
 
 
 def read_rgb(path: str) -> np.ndarray:
@@ -63,11 +65,16 @@ class SAMTargetCache:
         return t
 
     def check_meta(self, meta: Dict) -> None:
-        """Write the settings on first use; refuse to mix targets made with other settings."""
+        """Write the settings on first use; refuse to mix targets made with other settings.
+
+        The teacher's ``RUN_ONLY_KEYS`` (under ``meta['sam']``) are neither stored nor
+        compared: a GPU-sized ``chunk`` reuses a cache made on a CPU.
+        """
+        meta = _targets_only(meta)
         path = osp.join(self.root, META_FILE)
         if osp.isfile(path):
             with open(path) as f:
-                old = json.load(f)
+                old = _targets_only(json.load(f))  # older caches stored chunk / compile
             if old != meta:
                 raise ValueError(f'SAM target cache {self.root} was made with {old}, not {meta}; '
                                  'use another folder')
@@ -104,3 +111,9 @@ def fill_cache(items: Iterable[Tuple[str, object]], compute: Callable[[np.ndarra
             bar.update()
     stats['remaining'] = stats['total'] - stats['cached_before'] - stats['written']
     return stats
+
+
+def _targets_only(meta: Dict) -> Dict:
+    if not isinstance(meta.get('sam'), dict):
+        return meta
+    return dict(meta, sam={k: v for k, v in meta['sam'].items() if k not in RUN_ONLY_KEYS})

@@ -217,10 +217,26 @@ class ClipRandomFlip(BaseTransform):
 
 @TRANSFORMS.register_module()
 class PackClipInputs(BaseTransform):
-    """``inputs``: uint8 (3, H, W) or (T, 3, H, W); ``data_samples``: caption, label, index."""
+    """``inputs``: uint8 (3, H, W) or (T, 3, H, W); ``data_samples``: caption, label, index,
+    and ``text``: the caption's token ids.
 
-    def __init__(self, meta_keys: Sequence[str] = ('caption', 'label', 'sample_idx')):
+    Captions are tokenised here, in the data workers, not in the model's forward (where it
+    would hold up the GPU every step). ``context_length`` (77) covers every PE text tower; the
+    model re-truncates to its own context (``fit_context``), which equals tokenising at that
+    length. ``context_length=None`` leaves tokenisation to the model.
+    """
+
+    def __init__(self, meta_keys: Sequence[str] = ('caption', 'label', 'sample_idx'),
+                 context_length: Optional[int] = 77):
         self.meta_keys = meta_keys
+        self.context_length = context_length
+        self._tokenizer = None
+
+    def _tokens(self, caption: str) -> torch.Tensor:
+        if self._tokenizer is None:  # built once per worker
+            from pe_dense.models.clip.tokenizer import PETokenizer
+            self._tokenizer = PETokenizer(self.context_length)
+        return self._tokenizer([caption])[0]
 
     def transform(self, results: dict) -> dict:
         frames = [torch.from_numpy(np.ascontiguousarray(f.transpose(2, 0, 1)))
@@ -228,4 +244,6 @@ class PackClipInputs(BaseTransform):
         inputs = torch.stack(frames) if 'imgs' in results else frames[0]
         samples = {k: results[k] for k in self.meta_keys if k in results}
         samples.setdefault('label', -1)
+        if self.context_length and isinstance(results.get('caption'), str):
+            samples['text'] = self._tokens(results['caption'])
         return dict(inputs=inputs, data_samples=samples)

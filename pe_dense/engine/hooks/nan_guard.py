@@ -5,10 +5,15 @@ hook wraps, on the running instances only, the model's ``parse_losses`` (to see 
 term) and the optim wrapper's ``update_params`` (the one place MMEngine backpropagates and
 steps), so ``action='skip'`` drops the step before ``backward``: no gradient, no optimizer
 or scaler state change. Schedulers still advance, as for any iteration.
+
+Under DDP the decision is agreed across ranks (an all-reduce of the finite flag) before any
+rank skips: a rank that skipped alone would never join the gradient all-reduce and the others
+would wait for it until the timeout.
 """
 import math
 
 import torch
+import torch.distributed as dist
 from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 from mmengine.registry import HOOKS
@@ -72,7 +77,7 @@ class NaNGuardHook(Hook):
         update = wrapper.update_params
 
         def update_params(loss, *args, **kwargs):
-            if self._finite(loss):
+            if self._agreed(self._finite(loss), loss.device):
                 return update(loss, *args, **kwargs)
             return self._non_finite(loss)
         wrapper.update_params = update_params
@@ -85,10 +90,20 @@ class NaNGuardHook(Hook):
         return bool(torch.isfinite(loss.detach()).all()) and all(
             math.isfinite(v) for v in self._terms.values())
 
+    @staticmethod
+    def _agreed(finite: bool, device) -> bool:
+        """True when the loss is finite on every rank (one all-reduce in distributed runs)."""
+        if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+            return finite
+        flag = torch.tensor([1.0 if finite else 0.0], device=device)
+        dist.all_reduce(flag, op=dist.ReduceOp.MIN)
+        return bool(flag.item())
+
     def _non_finite(self, loss):
         it = self._runner.iter if self._runner is not None else -1
         terms = self._terms or {'loss': _scalar(loss)}
-        msg = (f'non-finite loss at iteration {it}: '
+        where = ' on another rank (terms here)' if self._finite(loss) else ''
+        msg = (f'non-finite loss{where} at iteration {it}: '
                + ', '.join(f'{k}={v}' for k, v in terms.items())
                + f'; batch files: {self._files or "(no img_path in metainfo)"}')
         if self.action == 'raise':

@@ -5,11 +5,18 @@ sampler) the data position, but not the RNG states: dropout, drop path and rando
 then diverge after a resume. The states go into the checkpoint as plain tensors, arrays and
 ints (loadable with weights_only=True) and are put back before the first resumed batch is
 drawn (see :class:`RNGStateHook`).
+
+In distributed runs every rank draws its own numbers, so the checkpoint holds one state per
+rank (``rng_state['ranks']``) and each rank restores its own. MMEngine loads resume
+checkpoints with ``map_location`` on the GPU, while ``torch.set_rng_state`` takes CPU byte
+tensors only: states are moved back before use.
 """
 import random
+import warnings
 
 import numpy as np
 import torch
+from mmengine.dist import all_gather_object, get_dist_info
 from mmengine.hooks import Hook
 from mmengine.registry import HOOKS
 from mmengine.runner import IterBasedTrainLoop
@@ -23,12 +30,34 @@ def capture_rng_state() -> dict:
     return state
 
 
+def _cpu_bytes(t) -> torch.Tensor:
+    """An RNG state tensor from any device (as ``map_location`` left it) as a CPU uint8 one."""
+    return torch.tensor(torch.as_tensor(t).detach().cpu().numpy(), dtype=torch.uint8)
+
+
 def restore_rng_state(state: dict) -> None:
-    torch.set_rng_state(state['torch'])
+    torch.set_rng_state(_cpu_bytes(state['torch']))
     random.setstate(_as_tuple(state['python']))
     np.random.set_state(state['numpy'])
     if 'cuda' in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state['cuda'])
+        saved, present = len(state['cuda']), torch.cuda.device_count()
+        if saved > present:
+            warnings.warn(f'RNG state: the checkpoint holds {saved} CUDA generator states, this '
+                          f'process sees {present} devices; restoring the first {present}')
+        for i, s in enumerate(state['cuda'][:present]):
+            torch.cuda.set_rng_state(_cpu_bytes(s), i)
+
+
+def state_of_rank(saved: dict, rank: int, world_size: int) -> dict:
+    """This rank's state out of a checkpoint's ``rng_state`` (one per rank, or a single one
+    from older checkpoints)."""
+    if 'ranks' not in saved:
+        return saved
+    ranks = saved['ranks']
+    if len(ranks) != world_size:
+        warnings.warn(f'RNG state: the checkpoint was saved by {len(ranks)} ranks, this run has '
+                      f'{world_size}; rank {rank} takes state {rank % len(ranks)}')
+    return ranks[rank % len(ranks)]
 
 
 def _as_tuple(x):
@@ -64,17 +93,33 @@ class RNGStateHook(Hook):
     for iteration loops the hook first advances the data iterator past the trained batches
     (what MMEngine would do next, with whatever RNG draws that costs), restores the state, and
     hands the loop an iterator whose skip calls are free.
+
+    MMEngine saves checkpoints on rank 0 only, so in distributed runs every rank's state is
+    gathered after each iteration and epoch (a few kB), before the checkpoint hook runs.
     """
-    priority = 'VERY_LOW'
+    priority = 'LOW'  # before CheckpointHook ('VERY_LOW') in the after_train_* calls
 
     def __init__(self):
         self._pending = None
+        self._gathered = None
+
+    def _gather(self) -> None:
+        if get_dist_info()[1] > 1:
+            self._gathered = all_gather_object(capture_rng_state())
+
+    def after_train_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
+        self._gather()
+
+    def after_train_epoch(self, runner) -> None:
+        self._gather()
 
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
-        checkpoint['rng_state'] = capture_rng_state()
+        ranks = self._gathered if get_dist_info()[1] > 1 and self._gathered else None
+        checkpoint['rng_state'] = dict(ranks=ranks or [capture_rng_state()])
 
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
-        self._pending = checkpoint.get('rng_state')
+        saved = checkpoint.get('rng_state')
+        self._pending = None if saved is None else state_of_rank(saved, *get_dist_info())
 
     def before_train_epoch(self, runner) -> None:
         if self._pending is None:
@@ -88,6 +133,7 @@ class RNGStateHook(Hook):
         self._restore()
 
     def before_train_iter(self, runner, batch_idx: int, data_batch=None) -> None:
+        self._gathered = None
         self._restore()  # loops that skip before_train_epoch
 
     def _restore(self) -> None:

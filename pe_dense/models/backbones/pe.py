@@ -151,6 +151,9 @@ class PE(BaseModule):
         frozen_stages: freeze the stem and the first ``frozen_stages`` blocks (-1: none).
         frozen: freeze everything and stay in eval mode (frozen-feature probes).
         with_cp: activation checkpointing per block while training.
+        depth: keep only the first ``depth`` blocks (None: the arch's). For smoke runs of the
+            real configs on new hardware (``--cfg-options model.backbone.depth=4``); weights of
+            the dropped blocks are not used.
     """
 
     def __init__(self,
@@ -172,9 +175,14 @@ class PE(BaseModule):
                  frozen_stages: int = -1,
                  frozen: bool = False,
                  with_cp: bool = False,
-                 init_cfg: Optional[dict] = None):
+                 init_cfg: Optional[dict] = None,
+                 depth: Optional[int] = None):
         super().__init__(init_cfg=init_cfg)
         s = resolve_arch(arch)
+        if depth is not None:
+            if not 0 < depth <= s['depth']:
+                raise ValueError(f'PE: depth must be in [1, {s["depth"]}] for {arch}, got {depth}')
+            s = dict(s, depth=depth)
         self.arch_settings = s
         self.patch_size = patch_size or s['patch_size']
         self.embed_dim = width = s['width']

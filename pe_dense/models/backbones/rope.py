@@ -33,7 +33,8 @@ class Rope2D(nn.Module):
         self.mode = mode
         self.pos_offset = pos_offset
         self.pt_seq_len = pt_seq_len
-        self._cache: Dict[tuple, RopeTable] = {}
+        self._cache: Dict[tuple, RopeTable] = {}  # least recently used first
+        self.cache_size = 8  # grid sizes kept (training has 1-2; each G table at 1824 px ~5 MB)
 
     def _axis_angles(self, n: int, device) -> torch.Tensor:
         pos = torch.arange(n, device=device, dtype=torch.float32)
@@ -53,6 +54,10 @@ class Rope2D(nn.Module):
             if num_prefix:
                 angles = torch.cat([angles.new_zeros(num_prefix, angles.shape[1]), angles])
             self._cache[key] = torch.polar(torch.ones_like(angles), angles)
+            while len(self._cache) > self.cache_size:  # variable-size inference: bounded
+                self._cache.pop(next(iter(self._cache)))
+        else:
+            self._cache[key] = self._cache.pop(key)  # most recently used last
         return self._cache[key]
 
     def _apply(self, fn, recurse=True):

@@ -19,6 +19,7 @@ from typing import Dict, List, Optional, Tuple
 import torch
 from mmcv.ops import batched_nms
 from mmdet.models.dense_heads import DeformableDETRHead
+from mmdet.models.layers import inverse_sigmoid
 from mmdet.registry import MODELS, TASK_UTILS
 from mmdet.structures import SampleList
 from mmdet.structures.bbox import bbox_cxcywh_to_xyxy, bbox_xyxy_to_cxcywh
@@ -26,6 +27,7 @@ from mmdet.utils import InstanceList, reduce_mean
 from mmengine.structures import InstanceData
 from torch import Tensor
 
+from ..layers import no_autocast
 from ..task_modules.soft_nms import soft_nms
 
 Assignment = Tuple[Tensor, Tensor]  # (query indices, GT indices) of the positives
@@ -53,6 +55,18 @@ class DETAHead(DeformableDETRHead):
         self.enc_assigner = TASK_UTILS.build(enc_assigner)
         if not self.loss_cls.use_sigmoid:
             raise ValueError('DETAHead: loss_cls must be a sigmoid (focal) loss')
+
+    def forward(self, hidden_states: Tensor,
+                references: List[Tensor]) -> Tuple[Tensor, Tensor]:
+        """mmdet's, with scores and boxes in fp32: mmdet adds the reference to the box offsets
+        in place, which keeps them in bf16 under autocast (pixel errors at 1824 px)."""
+        classes, coords = [], []
+        for i, hidden in enumerate(hidden_states):
+            cls, reg = self.cls_branches[i](hidden), self.reg_branches[i](hidden)
+            with no_autocast(hidden.device.type):
+                classes.append(cls.float())
+                coords.append((reg.float() + inverse_sigmoid(references[i].float())).sigmoid())
+        return torch.stack(classes), torch.stack(coords)
 
     # ------------------------------------------------------------------ training
     def loss(self, hidden_states: Tensor, references: List[Tensor],
@@ -119,7 +133,21 @@ class DETAHead(DeformableDETRHead):
                       assignments: List[Assignment],
                       targets: List[Tuple[Tensor, Tensor, Tensor]],
                       avg: float) -> Tuple[Tensor, Tensor, Tensor]:
-        """Focal / L1 / GIoU losses of one layer's (B, Q, C) scores and (B, Q, 4) boxes."""
+        """Focal / L1 / GIoU losses of one layer's (B, Q, C) scores and (B, Q, 4) boxes.
+
+        In fp32 whatever the autocast state (mmcv's CUDA focal loss takes no bf16; bf16 ground
+        truth boxes are off by pixels at 1824 px).
+        """
+        with no_autocast(cls_scores.device.type):
+            targets = [(boxes.float(), gt_labels, cxcywh.float())
+                       for boxes, gt_labels, cxcywh in targets]
+            return self._layer_losses_fp32(cls_scores.float(), bbox_preds.float(), assignments,
+                                           targets, avg)
+
+    def _layer_losses_fp32(self, cls_scores: Tensor, bbox_preds: Tensor,
+                           assignments: List[Assignment],
+                           targets: List[Tuple[Tensor, Tensor, Tensor]],
+                           avg: float) -> Tuple[Tensor, Tensor, Tensor]:
         bs, nq, _ = cls_scores.shape
         labels = cls_scores.new_full((bs, nq), self.num_classes, dtype=torch.long)
         pred, tgt = [], []
@@ -129,7 +157,7 @@ class DETAHead(DeformableDETRHead):
             tgt.append(cxcywh[pos_gt])
         loss_cls = self.loss_cls(cls_scores.reshape(bs * nq, -1), labels.reshape(-1),
                                  avg_factor=avg)
-        pred, tgt = torch.cat(pred), torch.cat(tgt).to(bbox_preds.dtype)
+        pred, tgt = torch.cat(pred), torch.cat(tgt)
         loss_bbox = self.loss_bbox(pred, tgt, avg_factor=avg)
         loss_iou = self.loss_iou(bbox_cxcywh_to_xyxy(pred), bbox_cxcywh_to_xyxy(tgt),
                                  avg_factor=avg)

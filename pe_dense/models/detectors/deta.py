@@ -29,6 +29,8 @@ from mmdet.structures.bbox import bbox_cxcywh_to_xyxy
 from torch import Tensor, nn
 from torchvision.ops import batched_nms  # the official code's NMS (same tie order)
 
+from ..layers.deform_attn import fp32_deformable_attention
+
 
 def level_ids_of(spatial_shapes: Tensor) -> Tensor:
     """Feature level of each flattened encoder position."""
@@ -124,6 +126,7 @@ class DETA(DeformableDETR):
         nn.init.normal_(self.level_embed)
         self.pix_trans_fc = nn.Linear(self.embed_dims, self.embed_dims)
         self.pix_trans_norm = nn.LayerNorm(self.embed_dims)
+        fp32_deformable_attention(self)  # mmcv's CUDA kernel takes no bf16
 
     def init_weights(self) -> None:
         super().init_weights()
@@ -137,7 +140,9 @@ class DETA(DeformableDETR):
             memory, memory_mask, spatial_shapes)
         head = self.decoder.num_layers
         enc_outputs_class = self.bbox_head.cls_branches[head](output_memory)
-        enc_coord_unact = self.bbox_head.reg_branches[head](output_memory) + output_proposals
+        # fp32 addition: a bf16 offset + proposal rounds the boxes (pixels at 1824 px)
+        enc_coord_unact = (self.bbox_head.reg_branches[head](output_memory).float()
+                           + output_proposals.float())
         objectness = enc_outputs_class[..., 0]
         boxes = bbox_cxcywh_to_xyxy(enc_coord_unact.detach().sigmoid().float()).clamp(0, 1)
         level_ids = level_ids_of(spatial_shapes)

@@ -8,12 +8,15 @@ import torch.nn as nn
 import torch.nn.functional as F
 from mmengine.registry import MODELS
 
+from ..layers import fp32_no_autocast
 
+
+@fp32_no_autocast  # .float() alone is undone by autocast at the matmul
 def pairwise_cosine(tokens: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
-    """(B, N, C) -> (B, N, N) cosine similarity of every token pair."""
+    """(B, N, C) -> (B, N, N) cosine similarity of every token pair, in fp32."""
     if tokens.dim() != 3:
         raise ValueError(f'pairwise_cosine expects (B, N, C) tokens, got {tuple(tokens.shape)}')
-    t = F.normalize(tokens.float(), dim=-1, eps=eps)
+    t = F.normalize(tokens, dim=-1, eps=eps)
     return t @ t.transpose(1, 2)
 
 

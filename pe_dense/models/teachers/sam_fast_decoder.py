@@ -35,6 +35,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..layers import fp32_no_autocast
+
 
 def _lin(layer: nn.Linear, x: torch.Tensor) -> torch.Tensor:
     return F.linear(x, layer.weight, layer.bias)
@@ -71,6 +73,7 @@ class FactorisedMaskDecoder:
 
     # ---------------------------------------------------------------- per image
     @torch.no_grad()
+    @fp32_no_autocast  # the expanded LayerNorm variances cancel large terms: no bf16 GEMMs
     def prepare(self, image_embed: torch.Tensor, high_res_feats: List[torch.Tensor]
                 ) -> Dict[str, torch.Tensor]:
         """Prompt-independent tensors of one image (``image_embed`` (1, D, h, w))."""
@@ -142,6 +145,7 @@ class FactorisedMaskDecoder:
 
     # ---------------------------------------------------------------- per prompt batch
     @torch.no_grad()
+    @fp32_no_autocast
     def __call__(self, p: Dict[str, torch.Tensor], sparse: torch.Tensor
                  ) -> Tuple[torch.Tensor, torch.Tensor]:
         """``sparse`` (B, P, D) prompt embeddings -> masks (B, 4, 4h, 4w), iou (B, 4)."""

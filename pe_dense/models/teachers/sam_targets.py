@@ -92,9 +92,10 @@ class SAM2Teacher(nn.Module):
         mask_select: 'single' (SAM 2's single-mask output, falling back to the most stable of
             the three when unstable, as ``predict(multimask_output=False)``) or 'best_iou'
             (the multimask output with the highest predicted IoU).
-        chunk: prompts per mask-decoder batch. The factorised decoder is fastest with few
-            (4 on a CPU core: its per-pixel arrays then stay in cache); sam2's needs ~12 MB
-            per prompt at 1024 px.
+        chunk: prompts per mask-decoder batch; None (default) picks by the device
+            (:attr:`CHUNK_BY_DEVICE`): the factorised decoder is fastest with few on a CPU core
+            (4: its per-pixel arrays then stay in cache), while a GPU needs large batches to
+            amortise its kernel launches; sam2's decoder needs ~12 MB per prompt at 1024 px.
         image_size: SAM input size override (default: the config's 1024).
         decoder: 'factorised' (exact rewrite, default) or 'sam2' (sam2's ``MaskDecoder`` on
             prompt batches, the reference it is tested against).
@@ -104,7 +105,7 @@ class SAM2Teacher(nn.Module):
     """
 
     def __init__(self, size: str = 'l', checkpoint: Optional[str] = None, grid: int = 32,
-                 mask_select: str = 'single', chunk: int = 4,
+                 mask_select: str = 'single', chunk: Optional[int] = None,
                  image_size: Optional[int] = None, decoder: str = 'factorised',
                  compile: bool = False):
         super().__init__()
@@ -113,7 +114,7 @@ class SAM2Teacher(nn.Module):
             raise ValueError(f"mask_select must be 'single' or 'best_iou', got {mask_select!r}")
         if decoder not in ('factorised', 'sam2'):
             raise ValueError(f"decoder must be 'factorised' or 'sam2', got {decoder!r}")
-        if grid < 1 or chunk < 1:
+        if grid < 1 or (chunk is not None and chunk < 1):
             raise ValueError(f'grid ({grid}) and chunk ({chunk}) must be positive')
         self.size, self.grid, self.mask_select, self.chunk = size, grid, mask_select, chunk
         self.sam = build_sam21(size, checkpoint, image_size)
@@ -124,6 +125,14 @@ class SAM2Teacher(nn.Module):
         self.transforms = SAM2Transforms(resolution=self.resolution, mask_threshold=0.0)
         self.register_buffer('points', grid_points(grid, self.resolution), persistent=False)
         self.eval()
+
+    CHUNK_BY_DEVICE = dict(cpu=4, cuda=64)
+
+    def chunk_for(self, device: torch.device) -> int:
+        """Prompts per decoder batch on ``device``: ``chunk`` if set, else by device type."""
+        if self.chunk is not None:
+            return self.chunk
+        return self.CHUNK_BY_DEVICE.get(torch.device(device).type, 4)
 
     def train(self, mode: bool = True):
         return super().train(False)  # frozen: always eval (dynamic multimask needs eval)
@@ -166,8 +175,9 @@ class SAM2Teacher(nn.Module):
         fast = self.decoder == 'factorised'
         prepared = self._factorised.prepare(embed, high) if fast else None
         out = []
-        for start in range(0, points.shape[0], self.chunk):
-            pts = points[start:start + self.chunk, None]
+        chunk = self.chunk_for(embed.device)
+        for start in range(0, points.shape[0], chunk):
+            pts = points[start:start + chunk, None]
             labels = torch.ones(pts.shape[:2], dtype=torch.int, device=pts.device)
             sparse, dense = sam.sam_prompt_encoder(points=(pts, labels), boxes=None, masks=None)
             if fast:  # all four masks + IoU, then the selection of MaskDecoder.forward
