@@ -13,6 +13,7 @@ import tests.fixtures.tiny_task  # noqa: F401  registers TinyRegressor/TinyRegre
 import tests.fixtures.dist_probe  # noqa: F401  registers RankProbeHook / NaNOnRankRegressor
 from pe_dense.engine.hooks import rng_state
 from tests.fixtures.child_config import write_child_config
+from tests.fixtures.global_state import checkpoint_io  # noqa: F401  (fixture: resume as the tools do)
 from tests.test_reliability_torchrun import ROOT, _free_port, _run
 
 TINY = os.path.join(ROOT, 'tests', 'fixtures', 'tiny_task_cfg.py')
@@ -60,7 +61,7 @@ def _tiny_cfg(tmp_path, name, max_iters):
     return cfg
 
 
-def test_resume_restores_rng_states_loaded_off_the_cpu(tmp_path, monkeypatch):
+def test_resume_restores_rng_states_loaded_off_the_cpu(tmp_path, monkeypatch, checkpoint_io):
     Runner.from_cfg(_tiny_cfg(tmp_path, 'first', 2)).train()
     ckpt = tmp_path / 'work' / 'iter_2.pth'
     saved = torch.load(ckpt, weights_only=False)['rng_state']
