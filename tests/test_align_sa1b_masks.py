@@ -96,13 +96,23 @@ def test_bad_input_is_named(tmp_path):
     p = tmp_path / 'sa_1.json'
     rle = mask_util.encode(np.asfortranarray(np.ones((4, 5), np.uint8)))
     seg = dict(size=[4, 5], counts=rle['counts'].decode())
-    p.write_text(json.dumps(dict(image=dict(height=4, width=6), annotations=[
+    image = dict(height=4, width=6, file_name='sa_1.jpg')
+    p.write_text(json.dumps(dict(image=image, annotations=[
         dict(segmentation=seg, predicted_iou=0.9)])))
     with pytest.raises(ValueError, match=r'sa_1.json: annotation 0 segmentation size'):
         read_sa1b_masks(str(p))
-    p.write_text(json.dumps(dict(image=dict(height=4, width=5),
+    p.write_text(json.dumps(dict(image=dict(height=4, width=5, file_name='sa_1.jpg'),
                                  annotations=[dict(segmentation=seg)])))
     with pytest.raises(ValueError, match=r'sa_1.json: annotation 0 lacks "predicted_iou"'):
+        read_sa1b_masks(str(p))
+    p.write_text(json.dumps(dict(image=dict(height=4, width=5, file_name='sa_1.jpg'))))
+    with pytest.raises(ValueError, match=r'sa_1.json has no "annotations" list'):
+        read_sa1b_masks(str(p))
+    p.write_text('{"image": ')
+    with pytest.raises(ValueError, match=r'cannot read .*sa_1.json'):
+        read_sa1b_masks(str(p))
+    p.write_text(json.dumps(dict(annotations=[])))
+    with pytest.raises(ValueError, match=r'sa_1.json has no "image" record'):
         read_sa1b_masks(str(p))
 
 

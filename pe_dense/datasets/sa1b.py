@@ -17,6 +17,11 @@ from .image_folder import image_key
 
 def read_sa1b_record(json_path: str) -> dict:
     """The ``image`` record of one SA-1B json, checked; errors name the file and field."""
+    return load_sa1b_json(json_path)['image']
+
+
+def load_sa1b_json(json_path: str) -> dict:
+    """One SA-1B json with its ``image`` record checked; errors name the file and field."""
     try:
         with open(json_path) as f:
             meta = json.load(f)
@@ -28,7 +33,7 @@ def read_sa1b_record(json_path: str) -> dict:
     for field in ('file_name', 'width', 'height'):
         if field not in image:
             raise ValueError(f'SA-1B: {json_path}: image record lacks "{field}"')
-    return image
+    return meta
 
 
 @DATASETS.register_module()

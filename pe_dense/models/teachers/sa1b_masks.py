@@ -21,7 +21,6 @@ Choices, and why:
   not the default.
 * a point inside no mask gets -c everywhere (SAM's "nothing here" answer is a negative map).
 """
-import json
 import os.path as osp
 from typing import Optional, Sequence, Tuple
 
@@ -31,6 +30,7 @@ from mmcv.transforms import BaseTransform
 from mmengine.registry import TRANSFORMS
 from scipy.ndimage import distance_transform_edt
 
+from ...datasets.sa1b import load_sa1b_json
 from .sam_targets import LOGIT_CLAMP, resample_logits
 
 SELECT = ('best_iou', 'smallest')
@@ -114,16 +114,11 @@ def sa1b_mask_logits(masks: np.ndarray, predicted_iou: Sequence[float], grid: in
 def read_sa1b_masks(json_path: str) -> Tuple[np.ndarray, np.ndarray]:
     """(M, h, w) bool masks and (M,) predicted_iou of one SA-1B json; errors name file and field."""
     from pycocotools import mask as mask_util
-    try:
-        with open(json_path) as f:
-            meta = json.load(f)
-    except (OSError, json.JSONDecodeError) as err:
-        raise ValueError(f'SA-1B: cannot read {json_path}: {err}') from err
-    anns = meta.get('annotations') if isinstance(meta, dict) else None
-    image = meta.get('image', {}) if isinstance(meta, dict) else {}
+    meta = load_sa1b_json(json_path)
+    anns = meta.get('annotations')
     if not isinstance(anns, list):
         raise ValueError(f'SA-1B: {json_path} has no "annotations" list')
-    hw = (int(image.get('height', 0)), int(image.get('width', 0)))
+    hw = (int(meta['image']['height']), int(meta['image']['width']))
     masks, ious = [], []
     for k, a in enumerate(anns):
         for field in ('segmentation', 'predicted_iou'):
