@@ -53,6 +53,7 @@ def test_pick_best_iou_then_smallest():
     assert pick_masks(m, [0.90, 0.90, 0.5], 2).tolist() == [0, 2, 1, -1]  # tie: smaller
     assert pick_masks(m, [0.90, 0.95, 0.5], 2, select='smallest').tolist() == [0, 2, 1, -1]
     assert pick_masks(m[:0], [], 2).tolist() == [-1, -1, -1, -1]
+    assert sa1b_mask_logits([], [], 2, (1, 3)).tolist() == [[[-32.0] * 3]] * 4
 
 
 def test_maps_on_the_mask_grid_by_hand():
@@ -135,7 +136,8 @@ def test_toy_sa1b_round_trips(toy):
     assert set(rec['image']) == {'image_id', 'width', 'height', 'file_name'}
     keys = {'id', 'segmentation', 'area', 'bbox', 'predicted_iou', 'stability_score',
             'point_coords', 'crop_box'}
-    masks, ious = read_sa1b_masks(info['ann_path'])
+    lazy, ious = read_sa1b_masks(info['ann_path'])
+    masks = np.stack([lazy[i] for i in range(len(lazy))])
     assert masks.shape == (len(rec['annotations']), 48, 80)
     for a, m in zip(rec['annotations'], masks):
         assert set(a) == keys

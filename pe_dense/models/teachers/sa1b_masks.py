@@ -51,17 +51,23 @@ def prompt_pixels(grid: int, hw: Tuple[int, int]) -> Tuple[np.ndarray, np.ndarra
     return yy.reshape(-1), xx.reshape(-1)
 
 
-def pick_masks(masks: np.ndarray, predicted_iou: Sequence[float], grid: int,
+def pick_masks(masks: Sequence[np.ndarray], predicted_iou: Sequence[float], grid: int,
                select: str = 'best_iou') -> np.ndarray:
-    """(grid^2,) index of the mask each prompt picks in (M, h, w) ``masks``; -1 = in none."""
+    """(grid^2,) index of the mask each prompt picks among ``masks`` (each (h, w)); -1 = in none.
+
+    ``masks`` may be a lazy sequence (``RLEMasks``): each is decoded once here, one at a time.
+    """
     if select not in SELECT:
         raise ValueError(f'select must be one of {SELECT}, got {select!r}')
-    masks = np.asarray(masks, bool)
-    rows, cols = prompt_pixels(grid, masks.shape[-2:])
-    if masks.shape[0] == 0:
-        return np.full(rows.shape, -1, np.int64)
-    hit = masks[:, rows, cols]  # (M, K)
-    area = masks.reshape(masks.shape[0], -1).sum(1).astype(float)
+    hits, area = [], []
+    for m in (masks[i] for i in range(len(masks))):
+        m = np.asarray(m, bool)
+        rows, cols = prompt_pixels(grid, m.shape)
+        hits.append(m[rows, cols])
+        area.append(float(m.sum()))
+    if not hits:
+        return np.full(grid * grid, -1, np.int64)
+    hit, area = np.stack(hits), np.asarray(area)  # (M, K), (M,)
     iou = np.asarray(predicted_iou, float)
     # lexicographic rank: primary key first; argmax over a masked score picks one per prompt
     if select == 'best_iou':
@@ -71,8 +77,7 @@ def pick_masks(masks: np.ndarray, predicted_iou: Sequence[float], grid: int,
     rank = np.empty(len(order), np.int64)
     rank[order] = np.arange(len(order))
     score = np.where(hit, -rank[:, None], np.iinfo(np.int64).min)
-    best = score.argmax(0)
-    return np.where(hit.any(0), best, -1)
+    return np.where(hit.any(0), score.argmax(0), -1)
 
 
 def mask_to_logits(mask: np.ndarray, logit: str = 'margin', margin: float = LOGIT_CLAMP,
@@ -90,49 +95,64 @@ def mask_to_logits(mask: np.ndarray, logit: str = 'margin', margin: float = LOGI
     return np.clip(sd, -margin, margin).astype(np.float32)
 
 
-def sa1b_mask_logits(masks: np.ndarray, predicted_iou: Sequence[float], grid: int,
+def sa1b_mask_logits(masks: Sequence[np.ndarray], predicted_iou: Sequence[float], grid: int,
                      grid_hw: Sequence[int], select: str = 'best_iou', logit: str = 'margin',
                      margin: float = LOGIT_CLAMP, scale: float = 1.0) -> torch.Tensor:
-    """(M, h, w) instance masks -> (grid^2, gh, gw) float32 mask-logit maps (see module doc)."""
-    masks = np.asarray(masks, bool)
-    if masks.ndim != 3:
-        raise ValueError(f'masks must be (M, h, w), got shape {masks.shape}')
-    if len(predicted_iou) != masks.shape[0]:
-        raise ValueError(f'{masks.shape[0]} masks but {len(predicted_iou)} predicted_iou')
+    """M instance masks (each (h, w)) -> (grid^2, gh, gw) float32 logit maps (see module doc).
+
+    Masks are handled one at a time and only the picked ones are resampled, so a full-size
+    SA-1B picture (~100 masks of ~1500x2250) never holds more than one full-size map.
+    """
+    if len(predicted_iou) != len(masks):
+        raise ValueError(f'{len(masks)} masks but {len(predicted_iou)} predicted_iou')
     if not 0 < margin <= LOGIT_CLAMP:
         raise ValueError(f'margin must be in (0, {LOGIT_CLAMP}] like SAM logits, got {margin}')
     pick = pick_masks(masks, predicted_iou, grid, select)
-    used = sorted(set(int(p) for p in pick if p >= 0))
-    empty = torch.full((1, *masks.shape[-2:]), -float(margin))
-    full = [torch.from_numpy(mask_to_logits(masks[i], logit, margin, scale)) for i in used]
-    maps = resample_logits(torch.cat([torch.stack(full), empty]) if full else empty, grid_hw)
-    slot = {m: k for k, m in enumerate(used)}
-    index = torch.tensor([slot.get(int(p), len(used)) for p in pick])
-    return maps[index].float().contiguous()
+    grid_hw = tuple(int(v) for v in grid_hw)
+    maps = {-1: torch.full(grid_hw, -float(margin))}
+    for i in sorted(set(int(p) for p in pick if p >= 0)):
+        m = np.asarray(masks[i], bool)
+        if m.ndim != 2:
+            raise ValueError(f'mask {i} must be (h, w), got shape {m.shape}')
+        full = torch.from_numpy(mask_to_logits(m, logit, margin, scale))
+        maps[i] = resample_logits(full[None], grid_hw)[0]
+    return torch.stack([maps[int(p)] for p in pick]).float().contiguous()
 
 
-def read_sa1b_masks(json_path: str) -> Tuple[np.ndarray, np.ndarray]:
-    """(M, h, w) bool masks and (M,) predicted_iou of one SA-1B json; errors name file and field."""
-    from pycocotools import mask as mask_util
+class RLEMasks:
+    """COCO RLE masks decoded on access (a list would hold every full-size mask at once)."""
+
+    def __init__(self, rles: Sequence[dict]):
+        self.rles = list(rles)
+
+    def __len__(self) -> int:
+        return len(self.rles)
+
+    def __getitem__(self, i: int) -> np.ndarray:
+        from pycocotools import mask as mask_util
+        return mask_util.decode(self.rles[i]).astype(bool)
+
+
+def read_sa1b_masks(json_path: str) -> Tuple[RLEMasks, np.ndarray]:
+    """Lazy masks and (M,) predicted_iou of one SA-1B json; errors name the file and field."""
     meta = load_sa1b_json(json_path)
     anns = meta.get('annotations')
     if not isinstance(anns, list):
         raise ValueError(f'SA-1B: {json_path} has no "annotations" list')
     hw = (int(meta['image']['height']), int(meta['image']['width']))
-    masks, ious = [], []
+    rles, ious = [], []
     for k, a in enumerate(anns):
         for field in ('segmentation', 'predicted_iou'):
             if field not in a:
                 raise ValueError(f'SA-1B: {json_path}: annotation {k} lacks "{field}"')
         seg = a['segmentation']
-        if tuple(seg.get('size', ())) != hw:
+        if not isinstance(seg, dict) or tuple(seg.get('size', ())) != hw:
             raise ValueError(f'SA-1B: {json_path}: annotation {k} segmentation size '
-                             f'{seg.get("size")} != image (height, width) {list(hw)}')
-        masks.append(mask_util.decode(seg).astype(bool))
+                             f'{seg.get("size") if isinstance(seg, dict) else seg!r} != '
+                             f'image (height, width) {list(hw)}')
+        rles.append(seg)
         ious.append(float(a['predicted_iou']))
-    if not masks:
-        return np.zeros((0, *hw), bool), np.zeros(0)
-    return np.stack(masks), np.asarray(ious)
+    return RLEMasks(rles), np.asarray(ious, float)
 
 
 @TRANSFORMS.register_module()
