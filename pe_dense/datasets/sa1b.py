@@ -1,7 +1,8 @@
 """SA-1B layout: ``sa_<id>.jpg`` next to ``sa_<id>.json`` in shard folders.
 
 Alignment needs the pictures only (SAM 2.1 makes its own masks from grid prompts); the json is
-read for the file name and size so a broken shard is reported before training starts.
+read for the file name and size so a broken shard is reported before training starts. Its path
+is kept (``ann_path``) for the opt-in mask teacher ``LoadSA1BMaskTargets``.
 """
 import json
 import os
@@ -16,6 +17,11 @@ from .image_folder import image_key
 
 def read_sa1b_record(json_path: str) -> dict:
     """The ``image`` record of one SA-1B json, checked; errors name the file and field."""
+    return load_sa1b_json(json_path)['image']
+
+
+def load_sa1b_json(json_path: str) -> dict:
+    """One SA-1B json with its ``image`` record checked; errors name the file and field."""
     try:
         with open(json_path) as f:
             meta = json.load(f)
@@ -27,7 +33,7 @@ def read_sa1b_record(json_path: str) -> dict:
     for field in ('file_name', 'width', 'height'):
         if field not in image:
             raise ValueError(f'SA-1B: {json_path}: image record lacks "{field}"')
-    return image
+    return meta
 
 
 @DATASETS.register_module()
@@ -52,6 +58,6 @@ class SA1BDataset(BaseDataset):
             img_path = osp.join(osp.dirname(jp), image['file_name'])
             if not osp.isfile(img_path):
                 raise FileNotFoundError(f'SA-1B: {jp} names {image["file_name"]}, not found')
-            items.append(dict(img_path=img_path, key=image_key(img_path, root),
+            items.append(dict(img_path=img_path, ann_path=jp, key=image_key(img_path, root),
                               height=int(image['height']), width=int(image['width'])))
         return items

@@ -9,12 +9,12 @@ import inspect
 from .ade20k import ADE20K_TOY_CLASSES, make_ade20k
 from .coco import make_coco
 from .davis import davis_palette, make_davis
-from .images import make_images
+from .images import make_images, make_sa1b
 from .imagetext import make_imagetext
 from .nyu import make_nyu
 
 GENERATORS = dict(coco=make_coco, ade20k=make_ade20k, nyu=make_nyu, davis=make_davis,
-                  images=make_images, imagetext=make_imagetext)
+                  images=make_images, imagetext=make_imagetext, sa1b=make_sa1b)
 
 
 def make_toy(kind: str, out: str, **kwargs) -> dict:
@@ -31,4 +31,4 @@ def make_toy(kind: str, out: str, **kwargs) -> dict:
 
 
 __all__ = ['GENERATORS', 'make_toy', 'make_coco', 'make_ade20k', 'make_nyu', 'make_davis',
-           'make_images', 'make_imagetext', 'ADE20K_TOY_CLASSES', 'davis_palette']
+           'make_images', 'make_sa1b', 'make_imagetext', 'ADE20K_TOY_CLASSES', 'davis_palette']

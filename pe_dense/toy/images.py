@@ -101,3 +101,14 @@ def make_images(out: str, num_train: int = 32, num_val: int = 8, size=128, seed:
         if layout == 'sa1b':
             summary['splits'][split]['masks'] = n_masks
     return summary
+
+
+def make_sa1b(out: str, num_train: int = 32, num_val: int = 8, size='160x112', seed: int = 0,
+              progress_bar: bool = True) -> dict:
+    """The ``sa1b`` layout of ``make_images`` under its own kind, non-square by default (SA-1B
+    pictures are not square); the masks feed the opt-in ``LoadSA1BMaskTargets`` teacher."""
+    summary = make_images(out, num_train=num_train, num_val=num_val, size=size, seed=seed,
+                          layout='sa1b', progress_bar=progress_bar)
+    summary['kind'] = 'sa1b'
+    summary.pop('layout')
+    return summary
