@@ -63,4 +63,3 @@ def test_works_from_mmdet_and_mmseg_registries():
     import mmseg.registry
     for reg in (mmdet.registry.OPTIM_WRAPPER_CONSTRUCTORS, mmseg.registry.OPTIM_WRAPPER_CONSTRUCTORS):
         assert reg.get('LayerDecayOptimWrapperConstructor') is not None
-    assert torch.optim.AdamW is not None
