@@ -17,12 +17,6 @@ TINY_PE = dict(patch_size=8, width=32, depth=4, heads=2, mlp_dim=64, cls_token=T
                img_size=64)
 
 
-@pytest.fixture(autouse=True)
-def _seeded():
-    """Every random input of this file is drawn from a fixed seed."""
-    torch.manual_seed(0)
-
-
 def test_gather_concatenates_layers_and_broadcasts_global_vectors():
     a, b = torch.randn(2, 3, 4, 5), torch.randn(2, 2, 2, 3)
     g = torch.randn(2, 6)

@@ -7,12 +7,6 @@ import pe_dense.det  # noqa: F401  registers the det components
 from pe_dense.models.necks import LayerNorm2d, SimpleFPN
 
 
-@pytest.fixture(autouse=True)
-def _seeded():
-    """Every random input of this file is drawn from a fixed seed."""
-    torch.manual_seed(0)
-
-
 def test_deta_mode_strides_channels_and_official_names():
     neck = MODELS.build(dict(type='SimpleFPN', in_channels=32, scale_factors=(2.0, 1.0, 0.5)))
     x = torch.randn(2, 32, 6, 8)
