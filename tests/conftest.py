@@ -7,8 +7,15 @@
   built in the same second share one Visualizer, and the second run's events land in the first
   run's work_dir.
 Every test starts with none of them, as a fresh process would, and leaves none behind.
+
+Random inputs: every test starts from seed 0 for torch, numpy and ``random``, so a test's
+random tensors are the same whatever ran before it (tests may still seed explicitly).
 """
+import random
+
+import numpy as np
 import pytest
+import torch
 from mmengine.registry import DefaultScope
 from mmengine.utils import ManagerMixin
 
@@ -32,3 +39,10 @@ def _fresh_mmengine_singletons():
     yield
     _clear_instances()
     DefaultScope._instance_dict.update(saved)
+
+
+@pytest.fixture(autouse=True)
+def _seeded_rngs():
+    random.seed(0)
+    np.random.seed(0)
+    torch.manual_seed(0)

@@ -2,7 +2,6 @@
 import hashlib
 import json
 import os.path as osp
-import time
 
 import numpy as np
 import pytest
@@ -48,9 +47,7 @@ def tiny_source():
 def test_sweep_caches_and_agrees_with_each_probe_alone(toy, tmp_path):
     source, cache = tiny_source(), FeatureCache(str(tmp_path / 'cache'), progress=False)
     tasks = tasks_for(toy)
-    start = time.perf_counter()
     report = run_sweep(source, tasks, cache, range(4), progress=False)
-    assert time.perf_counter() - start < 45
     calls = source.forward_calls
     assert calls > 0 and cache.misses > 0 and cache.hits == 0
     # second run: every layer of every image list is a cache hit, the model never runs

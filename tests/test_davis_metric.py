@@ -170,3 +170,35 @@ def test_results_folder_errors_name_sequence_and_frame(tmp_path):
     write_label_png(str(res_dir / 'one' / '00002.png'), square(shape=(H, W + 2)))
     with pytest.raises(DavisMetricError, match=r'one: prediction sizes'):
         evaluate_results(ds, str(res_dir))
+
+
+# A k x k square away from the image edge has a 4k-pixel boundary under the benchmark's rule:
+# inside, its east column and south row (2k - 1); outside, the row above from one column to
+# the left (k + 1) and the column to the left (k).  10x10 -> 40 px, 2x2 -> 8 px.
+def test_boundary_lengths_differ_precision_over_prediction():
+    gt = square()
+    pred = gt.copy()
+    pred[35:37, 50:52] = 1  # a far 2x2 blob: 8 extra predicted boundary pixels, none matched
+    assert boundary_map(gt).sum() == 40 and boundary_map(pred).sum() == 48
+    # precision = 40 / 48, recall = 40 / 40 -> F = 2 * (5/6) / (5/6 + 1) = 10/11
+    assert contour_accuracy(gt, pred) == pytest.approx(10 / 11)
+    # the same blob in the ground truth only: recall = 40 / 48, precision = 1
+    assert contour_accuracy(pred, gt) == pytest.approx(10 / 11)
+
+
+def test_tolerance_is_rounded_up_not_to_nearest():
+    shape = (90, 120)  # diagonal 150 -> 0.008 * 150 = 1.2 px: ceil 2, round 1, floor 1
+    assert boundary_tolerance(shape) == 2
+    gt = square(30, 30, 20, shape=shape)
+    assert contour_accuracy(gt, square(30, 32, 20, shape=shape)) == 1  # 2-px shift forgiven
+    assert contour_accuracy(gt, square(30, 33, 20, shape=shape)) < 1
+
+
+def test_recall_counts_only_scores_above_one_half():
+    gt = square()
+    half = square(size=10)
+    half[:, 15:] = 0  # 10x5 inside the 10x10 square: IoU = 50 / 100 exactly
+    j = [region_similarity(gt, half), 1.0, 0.2, region_similarity(gt, half)]
+    assert j[0] == 0.5
+    _, recall, _ = statistics(np.array(j))
+    assert recall == pytest.approx(1 / 4)  # official db_statistics: mean(X > 0.5)

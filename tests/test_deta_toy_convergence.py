@@ -10,7 +10,6 @@ import os.path as osp
 import re
 import subprocess
 import sys
-import time
 
 import pytest
 import torch
@@ -21,7 +20,6 @@ from pe_dense.toy import make_toy
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CONFIG = osp.join(ROOT, 'configs', 'demo', 'pe_deta_toy.py')
-TRAIN_BUDGET_S = 600
 
 
 def _data_options(data_root: str) -> dict:
@@ -44,12 +42,9 @@ def test_toy_deta_reaches_ap50_and_tools_test_prints_table(tmp_path):
     torch.set_num_threads(1)
     try:
         runner = Runner.from_cfg(cfg)
-        start = time.time()
         runner.train()
-        train_s = time.time() - start
     finally:
         torch.set_num_threads(threads)
-    assert train_s < TRAIN_BUDGET_S, f'training took {train_s:.0f} s'
     vis = glob.glob(osp.join(cfg.work_dir, '*', 'vis_data'))
     assert len(vis) == 1 and osp.isfile(osp.join(vis[0], 'scalars.json'))  # LocalVisBackend
     assert any(f.startswith('events.out.tfevents') for f in os.listdir(vis[0]))  # Tensorboard

@@ -67,7 +67,7 @@ def test_clean_file_matches_mmdet_coco(tmp_path):
     assert ours.get_data_info(1)['instances'][0]['bbox_label'] == 1  # category id 3 -> label 1
 
 
-def test_boxes_clipped_empty_and_nan_skipped(tmp_path, caplog):
+def test_boxes_clipped_empty_and_nan_skipped(tmp_path):
     anns = [_ann(1, [-5, -5, 15, 15]),            # clipped to [0, 0, 10, 10]
             _ann(2, [35, 20, 20, 20]),             # clipped to [35, 20, 5, 10]
             _ann(3, [10, 10, 0, 5]),               # zero width -> skipped

@@ -62,3 +62,39 @@ def test_old_torch_warns_instead_of_failing_on_import(monkeypatch):
     assert added == []
     monkeypatch.setattr(torch, '__version__', '2.14.1+cu130')
     assert safe_checkpoint.supports_named_allowlist()
+
+
+class _Builtins:
+    """Pickles as ``getattr(getattr, '__self__')``: the ``builtins`` module."""
+
+    def __reduce__(self):
+        return getattr, (getattr, '__self__')
+
+
+class _CraftedGetattr:
+    """Pickles as ``getattr(<builtins>, name)``: what a crafted file does with a general
+    ``getattr`` to reach ``eval``/``__import__`` (the ``getattr(os, 'system')`` pattern)."""
+
+    def __init__(self, owner, name):
+        self.owner, self.name = owner, name
+
+    def __reduce__(self):
+        return getattr, (self.owner, self.name)
+
+
+@pytest.mark.parametrize('payload', [_CraftedGetattr(_Builtins(), 'eval'),
+                                     _CraftedGetattr(_Builtins(), '__import__'),
+                                     _CraftedGetattr(HistoryBuffer, '__init__')],
+                         ids=['builtins.eval', 'builtins.__import__', 'HistoryBuffer.__init__'])
+def test_crafted_getattr_pickle_is_refused_by_every_loading_path(tmp_path, payload):
+    """Through the loaders the tools use after ``enable_checkpoint_io()``: MMEngine's
+    ``CheckpointLoader`` (resume / load_from) and the backbone's ``load_checkpoint_file``.
+    Registering the built-in ``getattr`` in the allowlist makes these loads succeed."""
+    from pe_dense.models.backbones.checkpoint import CheckpointError, load_checkpoint_file
+    path = tmp_path / 'crafted.pth'
+    torch.save(dict(state_dict=collections.OrderedDict(w=torch.ones(2)), meta=dict(x=payload)),
+               path)
+    with pytest.raises(UnsafeCheckpointError, match='crafted.pth'):
+        CheckpointLoader.load_checkpoint(str(path), map_location='cpu')
+    with pytest.raises(CheckpointError, match="crafted.pth"):
+        load_checkpoint_file(str(path))
