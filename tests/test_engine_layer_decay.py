@@ -1,6 +1,5 @@
 """Layer-wise lr decay: every PE parameter gets rate ** (num_layers + 1 - layer id)."""
 import pytest
-import torch
 from mmengine.optim import build_optim_wrapper
 from torch import nn
 
