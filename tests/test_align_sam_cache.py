@@ -14,7 +14,7 @@ from mmengine.config import Config
 from mmengine.dataset import Compose, pseudo_collate
 from mmengine.registry import DATASETS, MODELS
 
-import pe_dense  # noqa: F401
+import pe_dense.align  # noqa: F401  registers the alignment parts
 from pe_dense.datasets import read_rgb
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))

@@ -10,7 +10,7 @@ from mmengine.dataset import ConcatDataset, InfiniteSampler
 from mmengine.registry import DATASETS
 from mmengine.runner import Runner
 
-import pe_dense  # noqa: F401
+import pe_dense.core  # noqa: F401  registers the CLIP parts
 from pe_dense.datasets.samplers import ModalityMixBatchSampler
 
 CONFIG = 'configs/core/pe_core_b16_video_ft.py'

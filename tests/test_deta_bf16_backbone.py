@@ -12,7 +12,7 @@ from mmengine.registry import init_default_scope
 from mmengine.runner import EpochBasedTrainLoop
 from mmengine.structures import InstanceData
 
-import pe_dense  # noqa: F401
+import pe_dense.det  # noqa: F401  registers the detection parts
 from pe_dense.engine.hooks import DropLoadedKeysHook
 from tests.fixtures.small_deta import shrink_deta
 

@@ -21,7 +21,7 @@ from mmdet.structures.bbox import bbox_cxcywh_to_xyxy, bbox_xyxy_to_cxcywh
 from mmengine.config import Config
 from mmengine.structures import InstanceData
 
-import pe_dense  # noqa: F401
+import pe_dense.det  # noqa: F401  registers the detection parts
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 FIX = json.load(open(osp.join(ROOT, 'tests/fixtures/deta_official_criterion.json')))

@@ -76,7 +76,7 @@ def test_clip_loss_uses_pipeline_tokens_without_tokenising(monkeypatch):
     from mmengine.config import Config
     from mmengine.registry import MODELS
 
-    import pe_dense  # noqa: F401
+    import pe_dense.core  # noqa: F401  registers the CLIP parts
     from pe_dense.models.clip.tokenizer import PETokenizer
     cfg = Config.fromfile(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(
         __file__))), 'configs', 'core', 'pe_core_toy.py')).model
