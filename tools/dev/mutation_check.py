@@ -52,17 +52,19 @@ _PROP = 'pe_dense/tracking/label_propagation.py'
 _SAFE = 'pe_dense/engine/safe_checkpoint.py'
 _NMS = 'pe_dense/models/task_modules/soft_nms.py'
 _CKPT = 'pe_dense/models/backbones/checkpoint.py'
-_DCONV = 'pe_dense/models/backbones/deta_convert.py'
+_DCONV = 'pe_dense/models/detectors/deta_convert.py'
 
-T_ASSIGN = ('tests/test_deta_assigners.py',)
-T_DETA = ('tests/test_deta_model.py',)
+T_CRIT = 'tests/test_deta_official_criterion.py'  # official DETA_pe loss values as facts
+T_ASSIGN = ('tests/test_deta_assigners.py', T_CRIT)
+T_HEAD = ('tests/test_deta_model.py', T_CRIT)
+T_QUERY = ('tests/test_deta_query_selection.py', 'tests/test_deta_model.py')
 T_LOSS = ('tests/test_align_losses.py',)
 T_ROPE = ('tests/test_backbone_rope.py', 'tests/test_detection_deta_convert.py')
 T_POS = ('tests/test_backbone_features.py', 'tests/test_backbone_timm_contract.py')
 T_DAVIS = ('tests/test_davis_metric.py',)
 T_PROP = ('tests/test_label_propagation.py',)
 T_SAFE = ('tests/test_engine_safe_checkpoint.py',)
-T_NMS = ('tests/test_detection_tta.py',)
+T_NMS = ('tests/test_detection_soft_nms.py',)
 T_CKPT = ('tests/test_backbone_checkpoint.py',)
 T_DCONV = ('tests/test_detection_deta_convert.py',)
 
@@ -71,8 +73,11 @@ MUTANTS: List[Mutant] = [
     Mutant('assign-topk-count-off-by-one', 'assigners', _ASSIGN,
            'torch.arange(k, device=best.device)[None] < counts[:, None]',
            'torch.arange(k, device=best.device)[None] <= counts[:, None]', T_ASSIGN),
-    Mutant('assign-ties-not-all', 'assigners', _ASSIGN,
-           'gt_max_assign_all=True', 'gt_max_assign_all=False', T_ASSIGN),
+    Mutant('assign-low-quality-no-ties', 'assigners', _ASSIGN,
+           'positive |= (ious == ious.max(dim=1, keepdim=True).values).any(0)',
+           'positive[ious.argmax(dim=1)] = True', T_ASSIGN),
+    Mutant('assign-neg-thr-inclusive', 'assigners', _ASSIGN,
+           'gt_inds[best < neg_iou_thr] = 0', 'gt_inds[best <= neg_iou_thr] = 0', T_ASSIGN),
     Mutant('assign-stage2-fraction-of-stage1', 'assigners', _ASSIGN,
            'pos_iou_thr: float = 0.6, neg_iou_thr: float = 0.6,\n                 pos_fraction: float = 0.25',
            'pos_iou_thr: float = 0.6, neg_iou_thr: float = 0.6,\n                 pos_fraction: float = 0.5',
@@ -82,15 +87,24 @@ MUTANTS: List[Mutant] = [
            'pos_iou_thr: float = 0.6, neg_iou_thr: float = 0.3', T_ASSIGN),
     # DETA head
     Mutant('head-box-norm-wh-swapped', 'deta_head', _HEAD,
-           'gt.bboxes.new_tensor([w, h, w, h])', 'gt.bboxes.new_tensor([h, w, h, w])', T_DETA),
+           '[w, h, w, h], dtype=torch.float32)', '[h, w, h, w], dtype=torch.float32)', T_HEAD),
     Mutant('head-objectness-takes-class-labels', 'deta_head', _HEAD,
-           'enc_targets = [(b, torch.zeros_like(lbl)) for b, lbl in targets]',
-           'enc_targets = [(b, lbl) for b, lbl in targets]', T_DETA),
+           'enc_targets = [(b, torch.zeros_like(lbl), c) for b, lbl, c in targets]',
+           'enc_targets = [(b, lbl, c) for b, lbl, c in targets]', T_HEAD),
     Mutant('head-decoder-uses-stage1-assigner', 'deta_head', _HEAD,
            'dec_assign = [self._assign(self.assigner, ref, t)',
-           'dec_assign = [self._assign(self.enc_assigner, ref, t)', T_DETA),
+           'dec_assign = [self._assign(self.enc_assigner, ref, t)', T_HEAD),
+    Mutant('head-enc-assigned-on-predictions', 'deta_head', _HEAD,
+           'for a, t in zip(enc_anchors,', 'for a, t in zip(enc_bbox_preds,', T_HEAD),
+    Mutant('head-l1-on-xyxy', 'deta_head', _HEAD,
+           'loss_bbox = self.loss_bbox(pred, tgt, avg_factor=avg)',
+           'loss_bbox = self.loss_bbox(bbox_cxcywh_to_xyxy(pred), bbox_cxcywh_to_xyxy(tgt), '
+           'avg_factor=avg)', T_HEAD),
+    Mutant('head-decoder-assigned-on-last-refs', 'deta_head', _HEAD,
+           'references[0], enc_anchors, gts, metas)', 'references[-1], enc_anchors, gts, metas)',
+           T_HEAD),
     Mutant('head-predict-label-from-query', 'deta_head', _HEAD,
-           'labels = idx % num_classes', 'labels = idx // num_classes', T_DETA),
+           'labels = idx % num_classes', 'labels = idx // num_classes', T_HEAD),
     # losses and the aligner's terms
     Mutant('loss-pairwise-l1', 'losses', _PAIR, 'F.mse_loss(', 'F.l1_loss(', T_LOSS),
     Mutant('loss-pairwise-teacher-grad', 'losses', _PAIR,
@@ -149,33 +163,48 @@ MUTANTS: List[Mutant] = [
     Mutant('safe-weights-only-off', 'safe_loading', _SAFE,
            'map_location=map_location, weights_only=True)',
            'map_location=map_location, weights_only=False)', T_SAFE),
-    # soft-NMS
-    Mutant('nms-class-agnostic', 'soft_nms', _NMS,
-           'boxes = boxes + offset[:, None]', 'boxes = boxes', T_NMS),
+    # soft-NMS (exact batched version of the official loop)
     Mutant('nms-quad-squared', 'soft_nms', _NMS,
-           '(1 - iou).clamp(min=0) ** quad_scale', '(1 - iou).clamp(min=0) ** 2', T_NMS),
+           'torch.where(iou > iou_threshold, (1 - iou) ** quad_scale, one)',
+           'torch.where(iou > iou_threshold, (1 - iou) ** 2, one)', T_NMS),
     Mutant('nms-gaussian-linear-iou', 'soft_nms', _NMS,
-           'torch.exp(-iou ** 2 / sigma)', 'torch.exp(-iou / sigma)', T_NMS),
+           'torch.exp(-torch.pow(iou, 2) / sigma)', 'torch.exp(-iou / sigma)', T_NMS),
+    Mutant('nms-gaussian-groups-by-threshold', 'soft_nms', _NMS,
+           "adj = (iou > 0 if method == 'gaussian' else",
+           "adj = (iou > iou_threshold if method == 'gaussian' else", T_NMS),
     Mutant('nms-keeps-position-not-index', 'soft_nms', _NMS,
-           'keep.append(idx[top])', 'keep.append(torch.tensor(top))', T_NMS),
+           'kept_idx.append(grid_idx[rows, top])', 'kept_idx.append(top)', T_NMS),
+    Mutant('nms-first-pick-not-forced', 'soft_nms', _NMS,
+           '    alive_in[torch.argmax(scores)] = True\n', '', T_NMS),
     # query selection
     Mutant('query-nms-across-levels', 'query_selection', _DETA,
            'logits[pre], level_ids[pre],', 'logits[pre], torch.zeros_like(level_ids[pre]),',
-           T_DETA),
+           T_QUERY),
     Mutant('query-per-level-off-by-one', 'query_selection', _DETA,
-           'onehot.cumsum(1) <= per_level', 'onehot.cumsum(1) < per_level', T_DETA),
+           'onehot.cumsum(1) <= per_level', 'onehot.cumsum(1) < per_level', T_QUERY),
     Mutant('query-keep-not-mapped', 'query_selection', _DETA,
-           '    keep = pre[keep]\n', '', T_DETA),
+           'keep = pre[batched_nms(boxes[pre], logits[pre], level_ids[pre], nms_iou)]',
+           'keep = batched_nms(boxes[pre], logits[pre], level_ids[pre], nms_iou)', T_QUERY),
+    Mutant('query-topk-within-level', 'query_selection', _DETA,
+           '(prob * (level_ids == lvl)).topk(k).indices',
+           '(prob * (level_ids == lvl)).topk(min(k, int((level_ids == lvl).sum()))).indices',
+           T_QUERY),
+    Mutant('query-pad-from-the-end', 'query_selection', _DETA,
+           'take[torch.nonzero(~take).squeeze(1)[:missing]] = True',
+           'take[torch.nonzero(~take).squeeze(1)[-missing:]] = True', T_QUERY),
     # converters
     Mutant('conv-timm-proj-not-transposed', 'converters', _CKPT,
            "out['proj'] = val.t().contiguous()", "out['proj'] = val.contiguous()", T_CKPT),
     Mutant('conv-timm-kv-split', 'converters', _CKPT,
            'dim = val.shape[0] // 3', 'dim = val.shape[0] // 2', T_CKPT),
     Mutant('conv-deta-bbox-seq-index', 'converters', _DCONV,
-           "reg_branches.{m.group(1)}.{2 * int(m.group(2))}.", "reg_branches.{m.group(1)}.{int(m.group(2))}.",
-           T_DCONV),
+           "reg_branches.{m.group(1)}.{2 * int(m.group(2))}.",
+           "reg_branches.{m.group(1)}.{int(m.group(2))}.", T_DCONV),
     Mutant('conv-deta-objectness-row', 'converters', _DCONV,
            'rows = [0] + rows[1:]', 'rows = list(class_map)', T_DCONV),
+    Mutant('conv-deta-decoder-norms-as-encoder', 'converters', _DCONV,
+           "_DEC_NORM = {'norm2': 'norms.0', 'norm1': 'norms.1', 'norm3': 'norms.2'}",
+           "_DEC_NORM = {'norm1': 'norms.0', 'norm2': 'norms.1', 'norm3': 'norms.2'}", T_DCONV),
 ]
 
 
