@@ -216,3 +216,27 @@ def test_tie_between_gts_goes_to_the_first_gt():
     priors = torch.cat([torch.tensor([[0., 0., 15., 10.]]), far(5)])
     pos, pos_gt, _ = DETAStage2Assigner(num=6).sample(priors, gts)
     assert list(zip(pos.tolist(), pos_gt.tolist())) == [(0, 0)]
+
+
+def test_stage1_iou_exactly_03_is_ignored_not_negative():
+    torch.manual_seed(0)
+    gt = torch.tensor([[0., 0., 20., 10.]])
+    # c0 = [0,0,18,10]: IoU 180/200 = 0.9 (positive); c1 = [0,0,6,10]: IoU 60/200 = 0.3
+    # exactly -- "IoU < 0.3 is negative", so it is ignored (neither positive nor sampled)
+    priors = torch.cat([torch.tensor([[0., 0., 18., 10.], [0., 0., 6., 10.]]), far(4)])
+    pos, pos_gt, neg = DETAStage1Assigner().sample(priors, gt)
+    assert pos.tolist() == [0] and pos_gt.tolist() == [0]
+    assert sorted(neg.tolist()) == [2, 3, 4, 5]
+
+
+def test_low_quality_match_takes_every_tied_best_candidate():
+    torch.manual_seed(0)
+    gt = torch.tensor([[0., 0., 20., 10.]])
+    # c0 = [0,0,10,10] and c1 = [10,0,20,10]: IoU 100/200 = 0.5 each, GT's best (tied), below
+    # 0.7: both are low-quality positives (detectron2's Matcher keeps all ties);
+    # c2 = [0,0,4,10]: IoU 40/200 = 0.2, negative
+    priors = torch.cat([torch.tensor([[0., 0., 10., 10.], [10., 0., 20., 10.],
+                                      [0., 0., 4., 10.]]), far(3)])
+    pos, pos_gt, neg = DETAStage1Assigner().sample(priors, gt)
+    assert sorted(pos.tolist()) == [0, 1] and pos_gt.tolist() == [0, 0]
+    assert sorted(neg.tolist()) == [2, 3, 4, 5]
