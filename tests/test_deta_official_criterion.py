@@ -19,6 +19,7 @@ import torch
 from mmdet.registry import MODELS
 from mmdet.structures.bbox import bbox_cxcywh_to_xyxy, bbox_xyxy_to_cxcywh
 from mmengine.config import Config
+from mmdet.structures import DetDataSample
 from mmengine.structures import InstanceData
 
 import pe_dense.det  # noqa: F401  registers the detection parts
@@ -115,3 +116,34 @@ def test_normalising_xyxy_first_would_round_differently():
     h, w = im['img_shape']
     naive = bbox_xyxy_to_cxcywh(torch.tensor(im['boxes']) / torch.tensor([w, h, w, h]))
     assert not torch.equal(naive, torch.tensor(official))
+
+
+def test_decoder_assigned_by_stage2_on_the_initial_references():
+    """Hand-computed wiring check of ``DETAHead.loss``: the decoder's positives come from the
+    stage-2 assigner (IoU >= 0.6) on the references fed to the first layer.
+
+    Image 60 x 40 (w x h), GT pixel box [12, 8, 36, 28] = cxcywh (0.4, 0.45, 0.4, 0.5).
+    Query 0 is the GT box; query 1 has the GT's left edge but width 0.26: IoU 0.26/0.4 = 0.65,
+    positive for stage 2, ignored by stage 1 (0.3 <= IoU < 0.7). With zeroed branch outputs
+    every layer predicts its reference, so each layer's L1 is |0.33 - 0.4| + |0.26 - 0.4|
+    = 0.21 (one GT), times the configured weight. The last references (after the decoder,
+    never an input of a layer) are all far from the GT and must not be used.
+    """
+    torch.manual_seed(0)
+    head = _head()
+    for branch in list(head.cls_branches) + [b[-1] for b in head.reg_branches]:
+        torch.nn.init.zeros_(branch.weight)
+        torch.nn.init.zeros_(branch.bias)
+    layers, q = FIX['shapes']['L'], 6
+    init = torch.tensor([[0.4, 0.45, 0.4, 0.5], [0.33, 0.45, 0.26, 0.5]]
+                        + [[0.9, 0.1 + 0.15 * i, 0.05, 0.05] for i in range(q - 2)])
+    far = torch.tensor([[0.9, 0.1 + 0.15 * i, 0.05, 0.05] for i in range(q)])
+    references = [init[None]] * layers + [far[None]]
+    hidden = torch.randn(layers, 1, q, 16)
+    sample = DetDataSample(metainfo=dict(img_shape=(40, 60)))
+    sample.gt_instances = InstanceData(bboxes=torch.tensor([[12., 8., 36., 28.]]),
+                                       labels=torch.tensor([1]))
+    losses = head.loss(hidden, references, None, None, None, [sample])
+    expected = 0.21 * head.loss_bbox.loss_weight
+    for key in ['loss_bbox'] + [f'd{i}.loss_bbox' for i in range(layers - 1)]:
+        assert float(losses[key].detach()) == pytest.approx(expected, rel=1e-5), key
