@@ -158,3 +158,35 @@ def test_queue_holds_first_frame_and_last_n(monkeypatch, hard):
     queued = torch.cat([s[1:] for s in seen[1:]])
     is_onehot = bool(((queued == 0) | (queued == 1)).all())
     assert is_onehot == hard
+
+
+def test_topk_spans_all_context_frames_when_a_frame_has_fewer_tokens():
+    # 1 x 2 token grid, 4 context frames: the top-5 sources come from several frames (a
+    # per-frame cap would keep only 2)
+    g = torch.Generator().manual_seed(3)
+    h, w, c, m, k = 1, 2, 8, 4, 3
+    target = torch.randn(h * w, c, generator=g)
+    sources = torch.randn(m, h * w, c, generator=g)
+    labels = torch.rand(m, k, h * w, generator=g)
+    mask = neighbourhood_mask(h, w, 1)
+    out = propagate(target, sources, labels, topk=5, temperature=0.1, mask=mask)
+    ref = _dino_reference(target, sources, labels, 5, 0.1, mask)
+    torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-6)
+
+
+def test_void_pixels_of_the_first_mask_propagate_as_background():
+    # 32 x 48 frames, 4-pixel patches: grey background, a red object (id 1) at rows 16-31,
+    # columns 8-23, and a blue stripe (rows 0-7) annotated void (255) in the first mask.
+    # Void is "not an object": the stripe must come out as background (0), never as 255.
+    frame = np.full((32, 48, 3), 128, np.uint8)
+    frame[16:32, 8:24] = (230, 30, 30)
+    frame[0:8] = (40, 60, 220)
+    first = np.zeros((32, 48), np.uint8)
+    first[16:32, 8:24] = 1
+    first[0:8] = 255
+    preds = list(LabelPropagator(ColourFeatures(noise=0.0), n_last=1, topk=3, radius=2)(
+        [frame] * 3, first))
+    np.testing.assert_array_equal(preds[0], first)
+    for pred in preds[1:]:
+        assert (pred[0:8] == 0).all() and not (pred == 255).any()
+        assert (pred[18:30, 10:22] == 1).all()  # the object's inside (corners are upsampled)
