@@ -98,3 +98,17 @@ def test_zero_score_positions_of_other_levels_enter_the_small_levels_top_k():
     own_top = set(lvl0[logits[lvl0].topk(10).indices].tolist())
     dragged = [i for i in ours if int(level_ids[i]) == 0 and i not in own_top]
     assert dragged
+
+
+def test_nms_never_compares_boxes_of_different_levels():
+    """Each level's best proposal is given the same box: NMS runs per level, so both stay
+    (a level-blind NMS would drop the lower-scored one)."""
+    for seed in range(3):
+        logits, boxes, level_ids = _inputs(seed)
+        best = [int(torch.nonzero(level_ids == lvl).squeeze(1)[
+            logits[level_ids == lvl].argmax()]) for lvl in range(3)]
+        boxes[best[1]] = boxes[best[0]]
+        boxes[best[2]] = boxes[best[0]]
+        ours = select_queries(logits, boxes, level_ids, 15, 10, 0.9).tolist()
+        assert set(best) <= set(ours), seed
+        assert ours == official_rule(logits, boxes, level_ids, 15, 10, 0.9), seed
