@@ -66,7 +66,7 @@ T_DAVIS = ('tests/test_davis_metric.py',)
 T_PROP = ('tests/test_label_propagation.py',)
 T_SAFE = ('tests/test_engine_safe_checkpoint.py',)
 T_NMS = ('tests/test_detection_soft_nms.py',)
-T_CKPT = ('tests/test_backbone_checkpoint.py',)
+T_CKPT = ('tests/test_backbone_checkpoint.py', 'tests/test_backbone_parity.py')
 T_DCONV = ('tests/test_detection_deta_convert.py',)
 
 MUTANTS: List[Mutant] = [
