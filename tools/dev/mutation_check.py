@@ -52,7 +52,7 @@ _PROP = 'pe_dense/tracking/label_propagation.py'
 _SAFE = 'pe_dense/engine/safe_checkpoint.py'
 _NMS = 'pe_dense/models/task_modules/soft_nms.py'
 _CKPT = 'pe_dense/models/backbones/checkpoint.py'
-_DCONV = 'pe_dense/models/backbones/deta_convert.py'
+_DCONV = 'pe_dense/models/detectors/deta_convert.py'
 
 T_ASSIGN = ('tests/test_deta_assigners.py',)
 T_DETA = ('tests/test_deta_model.py',)
