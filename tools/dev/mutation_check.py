@@ -52,7 +52,7 @@ _PROP = 'pe_dense/tracking/label_propagation.py'
 _SAFE = 'pe_dense/engine/safe_checkpoint.py'
 _NMS = 'pe_dense/models/task_modules/soft_nms.py'
 _CKPT = 'pe_dense/models/backbones/checkpoint.py'
-_DCONV = 'pe_dense/models/backbones/deta_convert.py'
+_DCONV = 'pe_dense/models/detectors/deta_convert.py'
 
 T_ASSIGN = ('tests/test_deta_assigners.py',)
 T_DETA = ('tests/test_deta_model.py',)
@@ -72,7 +72,8 @@ MUTANTS: List[Mutant] = [
            'torch.arange(k, device=best.device)[None] < counts[:, None]',
            'torch.arange(k, device=best.device)[None] <= counts[:, None]', T_ASSIGN),
     Mutant('assign-ties-not-all', 'assigners', _ASSIGN,
-           'gt_max_assign_all=True', 'gt_max_assign_all=False', T_ASSIGN),
+           'positive |= (ious == ious.max(dim=1, keepdim=True).values).any(0)',
+           'positive[ious.argmax(dim=1)] = True', T_ASSIGN),
     Mutant('assign-stage2-fraction-of-stage1', 'assigners', _ASSIGN,
            'pos_iou_thr: float = 0.6, neg_iou_thr: float = 0.6,\n                 pos_fraction: float = 0.25',
            'pos_iou_thr: float = 0.6, neg_iou_thr: float = 0.6,\n                 pos_fraction: float = 0.5',
@@ -82,10 +83,10 @@ MUTANTS: List[Mutant] = [
            'pos_iou_thr: float = 0.6, neg_iou_thr: float = 0.3', T_ASSIGN),
     # DETA head
     Mutant('head-box-norm-wh-swapped', 'deta_head', _HEAD,
-           'gt.bboxes.new_tensor([w, h, w, h])', 'gt.bboxes.new_tensor([h, w, h, w])', T_DETA),
+           '[w, h, w, h], dtype=torch.float32)', '[h, w, h, w], dtype=torch.float32)', T_DETA),
     Mutant('head-objectness-takes-class-labels', 'deta_head', _HEAD,
-           'enc_targets = [(b, torch.zeros_like(lbl)) for b, lbl in targets]',
-           'enc_targets = [(b, lbl) for b, lbl in targets]', T_DETA),
+           'enc_targets = [(b, torch.zeros_like(lbl), c) for b, lbl, c in targets]',
+           'enc_targets = [(b, lbl, c) for b, lbl, c in targets]', T_DETA),
     Mutant('head-decoder-uses-stage1-assigner', 'deta_head', _HEAD,
            'dec_assign = [self._assign(self.assigner, ref, t)',
            'dec_assign = [self._assign(self.enc_assigner, ref, t)', T_DETA),
@@ -151,13 +152,14 @@ MUTANTS: List[Mutant] = [
            'map_location=map_location, weights_only=False)', T_SAFE),
     # soft-NMS
     Mutant('nms-class-agnostic', 'soft_nms', _NMS,
-           'boxes = boxes + offset[:, None]', 'boxes = boxes', T_NMS),
+           'members = torch.nonzero(labels == c).flatten()',
+           'members = torch.arange(len(labels), device=labels.device)', T_NMS),
     Mutant('nms-quad-squared', 'soft_nms', _NMS,
-           '(1 - iou).clamp(min=0) ** quad_scale', '(1 - iou).clamp(min=0) ** 2', T_NMS),
+           '(1 - iou) ** quad_scale', '(1 - iou) ** 2', T_NMS),
     Mutant('nms-gaussian-linear-iou', 'soft_nms', _NMS,
-           'torch.exp(-iou ** 2 / sigma)', 'torch.exp(-iou / sigma)', T_NMS),
+           'torch.exp(-torch.pow(iou, 2) / sigma)', 'torch.exp(-iou / sigma)', T_NMS),
     Mutant('nms-keeps-position-not-index', 'soft_nms', _NMS,
-           'keep.append(idx[top])', 'keep.append(torch.tensor(top))', T_NMS),
+           'kept_idx.append(grid_idx[rows, top])', 'kept_idx.append(top)', T_NMS),
     # query selection
     Mutant('query-nms-across-levels', 'query_selection', _DETA,
            'logits[pre], level_ids[pre],', 'logits[pre], torch.zeros_like(level_ids[pre]),',
@@ -165,7 +167,8 @@ MUTANTS: List[Mutant] = [
     Mutant('query-per-level-off-by-one', 'query_selection', _DETA,
            'onehot.cumsum(1) <= per_level', 'onehot.cumsum(1) < per_level', T_DETA),
     Mutant('query-keep-not-mapped', 'query_selection', _DETA,
-           '    keep = pre[keep]\n', '', T_DETA),
+           'keep = pre[batched_nms(boxes[pre], logits[pre], level_ids[pre], nms_iou)]',
+           'keep = batched_nms(boxes[pre], logits[pre], level_ids[pre], nms_iou)', T_DETA),
     # converters
     Mutant('conv-timm-proj-not-transposed', 'converters', _CKPT,
            "out['proj'] = val.t().contiguous()", "out['proj'] = val.contiguous()", T_CKPT),

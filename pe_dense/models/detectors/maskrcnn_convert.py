@@ -17,7 +17,6 @@ recomputed from the annotations; the tower's unused pooling head); any other key
 naming it. Class order needs no map: detectron2 and mmdet both sort COCO / LVIS category ids.
 """
 import math
-import os
 import re
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -277,10 +276,9 @@ def convert_file(src: str, dst: str, rope_pt_seq_len: int = 32) -> StateDict:
         sd = convert_official_maskrcnn(sd, rope_pt_seq_len)
     else:
         sd = convert_official_backbone(sd)
-    tmp = dst + '.tmp'
-    torch.save({'state_dict': sd, 'meta': {'converted_from': src,
-                                            'layout': f'pe_dense.MaskRCNN.{kind}'}}, tmp)
-    os.replace(tmp, dst)
+    from ...engine.atomic_io import atomic_torch_save
+    atomic_torch_save({'state_dict': sd, 'meta': {'converted_from': src,
+                                                  'layout': f'pe_dense.MaskRCNN.{kind}'}}, dst)
     return sd
 
 
