@@ -30,7 +30,7 @@ $(STAMP): setup.py Makefile scripts/install_mmcv.py
 	# LVIS evaluation; --no-deps: lvis 0.5.3 asks for opencv-python and Cython, neither needed
 	$(PIP) install --no-deps lvis==0.5.3
 	$(PIP) install --no-deps --no-build-isolation -e .
-	$(PY) -c "import pe_dense, mmcv.ops, mmdet, mmseg, sam2; print('pe_dense stack ready')"
+	$(PY) -c "import pe_dense.all, mmcv.ops, mmdet, mmseg, sam2, lvis; print('pe_dense stack ready')"
 	touch $(STAMP)
 
 demo: install

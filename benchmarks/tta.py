@@ -65,7 +65,7 @@ def build_tta(scales):
     cfg = Config.fromfile(osp.join(ROOT, 'configs/demo/pe_deta_toy.py'))
     final = Config.fromfile(osp.join(ROOT, 'configs/deta/pe_spatial_g_coco_stage4_1824.py'))
     init_default_scope('mmdet')
-    import pe_dense  # noqa: F401
+    import pe_dense.det  # noqa: F401  registers DETA, its head and the TTA model
     module = cfg.model
     module.num_queries = 900
     module.bbox_head.num_classes = 80

@@ -120,4 +120,4 @@ def test_model_index_lists_configs_weights_and_the_published_metrics_of_the_docs
                     assert isinstance(value, float) and f'{value:.1f}' in doc, (model['Name'], key)
                     metrics += 1
     assert metrics == 19 and len(configs) == len(names) == 17
-    assert 'configs/pe_spatial_detr_coco.py' in configs
+    assert 'configs/pe_spatial_deta_coco.py' in configs

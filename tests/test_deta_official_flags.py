@@ -13,7 +13,7 @@ import pytest
 from mmdet.registry import TASK_UTILS
 from mmengine.config import Config
 
-import pe_dense  # noqa: F401  registers the DETA assigners
+import pe_dense.det  # noqa: F401  registers the DETA assigners
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 FLAGS = json.load(open(osp.join(ROOT, 'tests/fixtures/deta_official_flags.json')))

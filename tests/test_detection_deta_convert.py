@@ -48,6 +48,28 @@ def test_gwin384_layout_matches_official_code():
     assert 1.85e9 < n < 1.9e9  # PE-G (~1.85B) + DETA head
 
 
+def test_tower_layout_is_the_one_maskrcnn_uses_in_official_state_dict_order():
+    from pe_dense.models.detectors import maskrcnn_convert as mc
+    deta = [(k[len('backbone.0.body.'):], v) for k, v in dc.official_deta_layout(SMALL).items()
+            if k.startswith('backbone.0.body.') and '.fpn1.' not in k]
+    fields = ('embed_dim', 'depth', 'num_heads', 'mlp_dim', 'patch_size', 'pos_grid',
+              'window_size', 'global_attn_indexes', 'img_size', 'layer_scale')
+    same = mc.MaskRCNNSpec(**{f: getattr(SMALL, f) for f in fields})
+    assert deta == mc.tower_layout(same, prefix='')
+    # torch's state_dict order of PEv1_simpleFPN / PEv1_det: own parameters first, then
+    # submodules as registered (attn, ls_1, ln_1, mlp, ln_2, ls_2 in every block)
+    assert [k for k, _ in deta[:4]] == ['positional_embedding', 'conv1.weight',
+                                        'ln_pre.weight', 'ln_pre.bias']
+    block = [k[len('transformer.resblocks.1.'):] for k, _ in deta
+             if k.startswith('transformer.resblocks.1.')]
+    assert block == ['attn.in_proj_weight', 'attn.in_proj_bias', 'attn.out_proj.weight',
+                     'attn.out_proj.bias', 'attn.rope.freqs_cos', 'attn.rope.freqs_sin',
+                     'ls_1.gamma', 'ln_1.weight', 'ln_1.bias', 'mlp.c_fc.weight', 'mlp.c_fc.bias',
+                     'mlp.c_proj.weight', 'mlp.c_proj.bias', 'ln_2.weight', 'ln_2.bias', 'ls_2.gamma']
+    assert dict(deta)['transformer.resblocks.1.attn.rope.freqs_cos'] == (64, 16)  # global: 8x8
+    assert dict(deta)['transformer.resblocks.2.attn.rope.freqs_cos'] == (16, 16)  # window: 4x4
+
+
 def test_every_kept_key_gets_a_unique_name():
     sd = dc.random_official_state_dict(SMALL)
     out = dc.convert_official_deta(sd, class_map=None, num_dec_layers=SMALL.dec_layers)

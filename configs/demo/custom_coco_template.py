@@ -21,7 +21,7 @@ pe_width, pe_depth = 768, 12            # of pe_arch (docs/backbone.md)
 pe_checkpoint = 'checkpoints/PE-Spatial-B16-512.pt'  # official .pt, timm or safetensors
 window_size, global_blocks = 16, (2, 5, 8, 11)  # ViTDet-style; (0, ()) = global attention
 frozen_stages = -1                      # -1: fine-tune all; N: freeze the stem + first N blocks
-layer_decay = 0.75                      # ViTDet: 0.7 (B) / 0.8 (L) / 0.9 (H, G)
+layer_decay = 0.75                      # ViTDet uses 0.7 (B) / 0.8 (L) / 0.9 (H); 0.9 for G
 max_epochs, lr_drop = 24, 20
 batch_size = 2                          # per GPU
 lr = 1e-4                               # for a total batch of 16; auto_scale_lr rescales

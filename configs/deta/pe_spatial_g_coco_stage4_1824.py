@@ -10,9 +10,6 @@ max_epochs = 3
 lr_drop = 2
 backend_args = None
 load_from = 'work_dirs/pe_spatial_g_coco_stage3_1728/epoch_12.pth'
-custom_imports = dict(
-    imports=['pe_dense.det', 'pe_dense.datasets.coco_checked', 'pe_dense.models.detectors.deta_tta'],
-    allow_failed_imports=False)
 
 model = dict(
     data_preprocessor=dict(pad_size_divisor=image_size),

@@ -1,7 +1,7 @@
 """Crash-safe local writes: a killed or failed write never leaves a half-written file.
 
-Every file the project writes (checkpoints through MMEngine's file backend, converted weights,
-SAM targets, feature caches) goes through :func:`atomic_path`: the content is written to a
+Every weight or cache file the project writes (checkpoints through MMEngine's file backend,
+converted weights, SAM targets, feature caches) goes through :func:`atomic_path`: the content is written to a
 temporary file in the same folder, flushed to disk (fsync), given the mode a plain ``open()``
 would give (the umask for a new file, the old mode for a replaced one: ``mkstemp`` alone makes
 0600), then renamed over the final name (atomic on POSIX). MMEngine's stock local backend opens

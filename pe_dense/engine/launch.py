@@ -190,7 +190,7 @@ def wrap_tta(cfg: Config) -> None:
     """Wrap the model in ``cfg.tta_model`` and use ``cfg.tta_pipeline`` for the test set."""
     missing = [k for k in ('tta_model', 'tta_pipeline') if k not in cfg]
     if missing:
-        raise KeyError(f'--tta needs {missing} in the config (see configs/pe_spatial_detr_coco.py)')
+        raise KeyError(f'--tta needs {missing} in the config (see configs/pe_spatial_deta_coco.py)')
     cfg.model = ConfigDict(**deepcopy(cfg.tta_model), module=cfg.model)
     dataset = cfg.test_dataloader.dataset
     while 'dataset' in dataset:

@@ -54,7 +54,7 @@ def ours_model(name: str):
     from mmdet.registry import MODELS
     from mmengine.config import Config
     from mmengine.registry import init_default_scope
-    import pe_dense  # noqa: F401
+    import pe_dense.det  # noqa: F401  registers PE, SimpleFPN and the LN2d norm
     init_default_scope('mmdet')
     cfg = Config.fromfile(os.path.join(ROOT, 'configs', 'maskrcnn', f'{name}.py'))
     w = SIZE['width']

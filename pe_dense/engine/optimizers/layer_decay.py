@@ -1,4 +1,6 @@
-"""Layer-wise learning-rate decay for PE backbones (BEiT / ViTDet / DETA recipe).
+"""Layer-wise learning-rate decay for PE backbones (BEiT / ViTDet recipe; the PE Mask R-CNN
+configs, UperNet / DPT fine-tuning; for DETA only the opt-in ``_lrd09`` variant, which the
+released DETA run does not apply).
 
 Parameters deeper in the tower keep more of the base learning rate: a parameter of layer id
 ``i`` gets ``lr * rate ** (num_layers + 1 - i)``, where the stem (patch conv, cls token,

@@ -2,13 +2,14 @@
 
 The backbone's own parameter names are the official vision-tower names, so the official
 layout needs no renaming; timm's layout is converted both ways. Files are read with
-``torch.load(weights_only=True)``: a checkpoint is untrusted input.
+``torch.load(weights_only=True)``: a checkpoint is untrusted input. The official detectors'
+tower key layout (shared by the DETA and Mask R-CNN converters) and its check live here too.
 """
 import math
 import os
 import pickle
 import re
-from typing import Dict, Iterable, Optional
+from typing import Dict, Iterable, List, Optional, Tuple
 
 import torch
 
@@ -262,7 +263,8 @@ def convert_file(src: str, dst: str, to: str = 'pe_dense') -> StateDict:
 
 __all__ = ['CheckpointError', 'load_checkpoint_file', 'refused_global', 'refusal_message', 'vision_state_dict', 'is_timm_layout',
            'timm_to_official', 'official_to_timm', 'adapt_to_model', 'save_state_dict',
-           'convert_file']
+           'convert_file', 'check_key_layout', 'weight_bias_layout', 'norm_layout',
+           'deconv_layout', 'windowed_tower_layout']
 
 
 def check_key_layout(sd: StateDict, layout: Dict[str, tuple], what: str,
@@ -275,3 +277,57 @@ def check_key_layout(sd: StateDict, layout: Dict[str, tuple], what: str,
     if missing or extra or wrong:
         raise CheckpointError(f'{path} does not match the {what} layout: missing '
                               f'{missing[:5]}, unexpected {extra[:5]}, shape {wrong[:5]}')
+
+
+# --------------------------------------------------------------------------- official key layouts
+Layout = List[Tuple[str, tuple]]
+
+
+def weight_bias_layout(prefix: str, weight: tuple, bias: bool = True) -> Layout:
+    """``prefix.weight`` of shape ``weight`` and (if ``bias``) ``prefix.bias`` of ``weight[0]``."""
+    return [(f'{prefix}.weight', weight)] + ([(f'{prefix}.bias', (weight[0],))] if bias else [])
+
+
+def norm_layout(prefix: str, dim: int) -> Layout:
+    """A LayerNorm / GroupNorm: ``prefix.weight`` and ``prefix.bias``, both ``(dim,)``."""
+    return [(f'{prefix}.weight', (dim,)), (f'{prefix}.bias', (dim,))]
+
+
+def deconv_layout(prefix: str, cin: int, cout: int) -> Layout:
+    """``ConvTranspose2d(cin, cout, 2, stride=2)``: weight (cin, cout, 2, 2), bias (cout,)."""
+    return [(f'{prefix}.weight', (cin, cout, 2, 2)), (f'{prefix}.bias', (cout,))]
+
+
+def windowed_tower_layout(spec, prefix: str) -> Layout:
+    """The official detection towers' keys and shapes, in their state-dict order.
+
+    DETA_pe's ``PEv1_simpleFPN`` and detectron2's ``PEv1_det`` (``apps/detection/DETA_pe/
+    models/pev1.py``, ``apps/detection/detectron2_pe/modeling/backbone/pev1_det.py``) build
+    the same tower: a ``(1, N, C)`` position embedding, shared window / global RoPE modules
+    whose tables are stored once globally and again under every block, and LayerScale when
+    ``init_values`` is set. ``spec`` needs ``embed_dim, depth, num_heads, mlp_dim, patch_size,
+    pos_grid, window_size, global_attn_indexes, img_size, layer_scale``; ``prefix`` ends
+    with a dot. Global RoPE tables have ``(img_size / patch_size)^2`` rows, window ones
+    ``window_size^2`` (every block is global when ``window_size`` is 0).
+    """
+    c, hd = spec.embed_dim, spec.embed_dim // spec.num_heads
+    win = (spec.window_size ** 2, hd)
+    glb = ((spec.img_size // spec.patch_size) ** 2, hd)
+    out = [(f'{prefix}positional_embedding', (1, spec.pos_grid ** 2, c)),
+           (f'{prefix}conv1.weight', (c, 3, spec.patch_size, spec.patch_size))]
+    out += norm_layout(f'{prefix}ln_pre', c)
+    for name, tab in (('rope_win', win), ('rope_glb', glb)):
+        out += [(f'{prefix}{name}.freqs_cos', tab), (f'{prefix}{name}.freqs_sin', tab)]
+    for i in range(spec.depth):
+        b = f'{prefix}transformer.resblocks.{i}'
+        tab = glb if (i in spec.global_attn_indexes or not spec.window_size) else win
+        out += [(f'{b}.attn.in_proj_weight', (3 * c, c)), (f'{b}.attn.in_proj_bias', (3 * c,))]
+        out += weight_bias_layout(f'{b}.attn.out_proj', (c, c))
+        out += [(f'{b}.attn.rope.freqs_cos', tab), (f'{b}.attn.rope.freqs_sin', tab)]
+        out += [(f'{b}.ls_1.gamma', (c,))] if spec.layer_scale else []
+        out += norm_layout(f'{b}.ln_1', c)
+        out += weight_bias_layout(f'{b}.mlp.c_fc', (spec.mlp_dim, c))
+        out += weight_bias_layout(f'{b}.mlp.c_proj', (c, spec.mlp_dim))
+        out += norm_layout(f'{b}.ln_2', c)
+        out += [(f'{b}.ls_2.gamma', (c,))] if spec.layer_scale else []
+    return out

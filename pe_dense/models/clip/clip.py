@@ -6,7 +6,6 @@ The vision tower is the PE backbone (``visual``, attention pool + projection), t
 """
 import logging
 import math
-import os
 from typing import List, Optional, Sequence, Union
 
 import torch
@@ -144,8 +143,8 @@ class PECLIP(BaseModel):
         return clip_to_official(self.state_dict(), self._official_extras)
 
     def export_official(self, path: str):
-        os.makedirs(os.path.dirname(os.path.abspath(path)) or '.', exist_ok=True)
-        torch.save(self.official_state_dict(), path)
+        from ...engine.atomic_io import atomic_torch_save
+        atomic_torch_save(self.official_state_dict(), path)
 
     # ------------------------------------------------------------------ encoders
     def scale(self) -> torch.Tensor:

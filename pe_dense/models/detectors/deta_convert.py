@@ -23,7 +23,9 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import torch
 from mmengine.logging import print_log
 
-from ..backbones.checkpoint import CheckpointError, check_key_layout, load_checkpoint_file
+from ..backbones.checkpoint import (CheckpointError, Layout, check_key_layout, deconv_layout,
+                                    load_checkpoint_file, norm_layout as _norm,
+                                    weight_bias_layout, windowed_tower_layout)
 from ..backbones.rope import check_stored_rope_tables, stored_rope_table
 
 StateDict = Dict[str, torch.Tensor]
@@ -68,46 +70,24 @@ class DetaSpec:
 
 
 # --------------------------------------------------------------------------- official layout
-def _linear(prefix: str, out_f: int, in_f: int) -> List[Tuple[str, tuple]]:
-    return [(f'{prefix}.weight', (out_f, in_f)), (f'{prefix}.bias', (out_f,))]
+def _linear(prefix: str, out_f: int, in_f: int) -> Layout:
+    return weight_bias_layout(prefix, (out_f, in_f))
 
 
-def _norm(prefix: str, dim: int) -> List[Tuple[str, tuple]]:
-    return [(f'{prefix}.weight', (dim,)), (f'{prefix}.bias', (dim,))]
-
-
-def _msdeform(prefix: str, s: DetaSpec, points: int) -> List[Tuple[str, tuple]]:
+def _msdeform(prefix: str, s: DetaSpec, points: int) -> Layout:
     d, h, lv = s.hidden_dim, s.num_heads_det, s.num_levels
     return (_linear(f'{prefix}.sampling_offsets', h * lv * points * 2, d)
             + _linear(f'{prefix}.attention_weights', h * lv * points, d)
             + _linear(f'{prefix}.value_proj', d, d) + _linear(f'{prefix}.output_proj', d, d))
 
 
-def _backbone_layout(s: DetaSpec) -> List[Tuple[str, tuple]]:
-    p, c = 'backbone.0.body', s.embed_dim
-    head_dim = c // s.num_heads
-    win_tab = (s.window_size ** 2, head_dim)
-    glb_tab = ((s.img_size // s.patch_size) ** 2, head_dim)
-    out = [(f'{p}.conv1.weight', (c, 3, s.patch_size, s.patch_size)),
-           (f'{p}.positional_embedding', (1, s.pos_grid ** 2, c))]
-    out += _norm(f'{p}.ln_pre', c)
-    for name, tab in (('rope_win', win_tab), ('rope_glb', glb_tab)):
-        out += [(f'{p}.{name}.freqs_cos', tab), (f'{p}.{name}.freqs_sin', tab)]
-    for i in range(s.depth):
-        b = f'{p}.transformer.resblocks.{i}'
-        tab = glb_tab if (i in s.global_attn_indexes or not s.window_size) else win_tab
-        out += [(f'{b}.attn.in_proj_weight', (3 * c, c)), (f'{b}.attn.in_proj_bias', (3 * c,))]
-        out += _linear(f'{b}.attn.out_proj', c, c)
-        out += [(f'{b}.attn.rope.freqs_cos', tab), (f'{b}.attn.rope.freqs_sin', tab)]
-        out += _norm(f'{b}.ln_1', c) + _norm(f'{b}.ln_2', c)
-        out += _linear(f'{b}.mlp.c_fc', s.mlp_dim, c) + _linear(f'{b}.mlp.c_proj', c, s.mlp_dim)
-        if s.layer_scale:
-            out += [(f'{b}.ls_1.gamma', (c,)), (f'{b}.ls_2.gamma', (c,))]
-    out += [(f'{p}.fpn1.0.weight', (c, c // 2, 2, 2)), (f'{p}.fpn1.0.bias', (c // 2,))]
-    return out
+def _backbone_layout(s: DetaSpec) -> Layout:
+    """The tower under ``backbone.0.body.``, then its stride-8 deconvolution ``fpn1``."""
+    return (windowed_tower_layout(s, 'backbone.0.body.')
+            + deconv_layout('backbone.0.body.fpn1.0', s.embed_dim, s.embed_dim // 2))
 
 
-def _head_layout(prefix: str, s: DetaSpec) -> List[Tuple[str, tuple]]:
+def _head_layout(prefix: str, s: DetaSpec) -> Layout:
     d, out = s.hidden_dim, []
     for k in range(s.dec_layers + 1):  # two-stage: the last head scores encoder proposals
         out += _linear(f'{prefix}class_embed.{k}', s.num_classes, d)
@@ -117,7 +97,7 @@ def _head_layout(prefix: str, s: DetaSpec) -> List[Tuple[str, tuple]]:
     return out
 
 
-def _detector_layout(s: DetaSpec) -> List[Tuple[str, tuple]]:
+def _detector_layout(s: DetaSpec) -> Layout:
     d, f = s.hidden_dim, s.ffn_dim
     out = []
     for i in range(s.enc_layers):

@@ -17,19 +17,19 @@ recomputed from the annotations; the tower's unused pooling head); any other key
 naming it. Class order needs no map: detectron2 and mmdet both sort COCO / LVIS category ids.
 """
 import math
-import os
 import re
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, Optional, Tuple
 
 import torch
 
-from ..backbones.checkpoint import CheckpointError, check_key_layout, load_checkpoint_file
+from ..backbones.checkpoint import (CheckpointError, Layout, check_key_layout, load_checkpoint_file,
+                                    deconv_layout as _deconv, norm_layout as _norm,
+                                    weight_bias_layout as _wb, windowed_tower_layout)
 from ..backbones.rope import check_stored_rope_tables, stored_rope_table
 
 StateDict = Dict[str, torch.Tensor]
-Layout = List[Tuple[str, tuple]]
 
 
 @dataclass
@@ -56,19 +56,6 @@ class MaskRCNNSpec:
 
 
 # --------------------------------------------------------------------------- official layout
-def _wb(prefix: str, w: tuple, bias: bool = True) -> Layout:
-    return [(f'{prefix}.weight', w)] + ([(f'{prefix}.bias', (w[0],))] if bias else [])
-
-
-def _deconv(prefix: str, cin: int, cout: int) -> Layout:
-    """``ConvTranspose2d(cin, cout, 2, stride=2)``: weight (cin, cout, 2, 2)."""
-    return [(f'{prefix}.weight', (cin, cout, 2, 2)), (f'{prefix}.bias', (cout,))]
-
-
-def _norm(prefix: str, dim: int) -> Layout:
-    return [(f'{prefix}.weight', (dim,)), (f'{prefix}.bias', (dim,))]
-
-
 def _conv_ln(prefix: str, cin: int, cout: int, k: int) -> Layout:
     """detectron2 ``Conv2d(..., bias=False, norm=LN)``."""
     return [(f'{prefix}.weight', (cout, cin, k, k))] + _norm(f'{prefix}.norm', cout)
@@ -76,26 +63,7 @@ def _conv_ln(prefix: str, cin: int, cout: int, k: int) -> Layout:
 
 def tower_layout(s: MaskRCNNSpec, prefix: str = 'backbone.net.') -> Layout:
     """PEv1_det's parameters and RoPE buffers."""
-    c, hd = s.embed_dim, s.embed_dim // s.num_heads
-    win = (s.window_size ** 2, hd)
-    glb = ((s.img_size // s.patch_size) ** 2, hd)
-    out = [(f'{prefix}positional_embedding', (1, s.pos_grid ** 2, c)),
-           (f'{prefix}conv1.weight', (c, 3, s.patch_size, s.patch_size))]
-    out += _norm(f'{prefix}ln_pre', c)
-    for name, tab in (('rope_win', win), ('rope_glb', glb)):
-        out += [(f'{prefix}{name}.freqs_cos', tab), (f'{prefix}{name}.freqs_sin', tab)]
-    for i in range(s.depth):
-        b = f'{prefix}transformer.resblocks.{i}'
-        tab = glb if i in s.global_attn_indexes else win
-        out += [(f'{b}.attn.in_proj_weight', (3 * c, c)), (f'{b}.attn.in_proj_bias', (3 * c,))]
-        out += _wb(f'{b}.attn.out_proj', (c, c))
-        out += [(f'{b}.attn.rope.freqs_cos', tab), (f'{b}.attn.rope.freqs_sin', tab)]
-        out += [(f'{b}.ls_1.gamma', (c,))] if s.layer_scale else []
-        out += _norm(f'{b}.ln_1', c)
-        out += _wb(f'{b}.mlp.c_fc', (s.mlp_dim, c)) + _wb(f'{b}.mlp.c_proj', (c, s.mlp_dim))
-        out += _norm(f'{b}.ln_2', c)
-        out += [(f'{b}.ls_2.gamma', (c,))] if s.layer_scale else []
-    return out
+    return windowed_tower_layout(s, prefix)
 
 
 def _pyramid_layout(s: MaskRCNNSpec) -> Layout:
@@ -277,10 +245,9 @@ def convert_file(src: str, dst: str, rope_pt_seq_len: int = 32) -> StateDict:
         sd = convert_official_maskrcnn(sd, rope_pt_seq_len)
     else:
         sd = convert_official_backbone(sd)
-    tmp = dst + '.tmp'
-    torch.save({'state_dict': sd, 'meta': {'converted_from': src,
-                                            'layout': f'pe_dense.MaskRCNN.{kind}'}}, tmp)
-    os.replace(tmp, dst)
+    from ...engine.atomic_io import atomic_torch_save
+    atomic_torch_save({'state_dict': sd, 'meta': {'converted_from': src,
+                                                  'layout': f'pe_dense.MaskRCNN.{kind}'}}, dst)
     return sd
 
 
