@@ -111,7 +111,8 @@ def test_rank_state_picked_from_the_checkpoint():
 
 def _torchrun(cfg, work, log, *options):
     cmd = ['env', f'PYTHON={sys.executable}', f'PORT={_free_port()}', 'bash',
-           os.path.join(ROOT, 'tools', 'dist_train.sh'), cfg, '2', '--work-dir', str(work)]
+           os.path.join(ROOT, 'tools', 'dist_train.sh'), cfg, '2', '--work-dir', str(work),
+           '--verbose']  # MMEngine's environment dump says 'Distributed training: True'
     _run(cmd + (['--cfg-options', *options] if options else []), log)
     text = open(log).read()
     assert 'runs on gloo' in text and 'Distributed training: True' in text

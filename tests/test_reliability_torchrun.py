@@ -45,7 +45,7 @@ def _single_and_torchrun(cfg, tmp_path, global_batch):
           f'custom_hooks.1.out_file={work1}/losses.json'], tmp_path / 'single.log')
     env_script = ['env', f'PYTHON={sys.executable}', f'PORT={_free_port()}', 'bash',
                   os.path.join(ROOT, 'tools', 'dist_train.sh')]
-    _run(env_script + [cfg, '2', '--work-dir', str(work2), '--cfg-options',
+    _run(env_script + [cfg, '2', '--work-dir', str(work2), '--verbose', '--cfg-options',
                        f'train_dataloader.batch_size={global_batch // 2}',
                        f'custom_hooks.1.out_file={work2}/losses.json'], tmp_path / 'ddp.log')
     log = open(tmp_path / 'ddp.log').read()

@@ -16,9 +16,9 @@ model = dict(
     backbone=dict(
         arch=dict(_delete_=True, patch_size=8, width=width, depth=4, heads=2, mlp_dim=64, cls_token=True,
                   img_size=64),
-        img_size=64, init_cfg=None),
-    decode_head=dict(in_channels=[width] * 4, num_bins=32, upsample=2,
-                     norm_cfg=dict(type='BN', requires_grad=True)))
+        img_size=64, init_cfg=None,
+        out_indices=(0, 1, 2, 3)),  # DINOv2's spaced taps of a 4-block tower: spaced_layers(4)
+    decode_head=dict(in_channels=[width] * 4, num_bins=32, upsample=2))
 
 train_pipeline = [
     dict(type='LoadImageRobust', on_error='skip'),
