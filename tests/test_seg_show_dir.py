@@ -85,14 +85,19 @@ def one_thread():
     torch.set_num_threads(n)
 
 
-def test_tools_test_depth_pictures(tmp_path):
+def depth_cfg(tmp_path) -> Config:
+    """The NYU linear4 config shrunk onto two random 48x64 depth test pictures."""
     root = str(tmp_path / 'nyu')
     write_images(root, ('images/test', 'annotations/test'),
                  lambda rng: rng.integers(500, 9000, (48, 64)).astype(np.uint16))
     cfg = Config.fromfile(osp.join(REPO, 'configs', 'nyu', 'pe_spatial_g14_linear4_nyu.py'))
     cfg = shrink(cfg, root, str(tmp_path / 'work_depth'))
     cfg.test_evaluator.crop_type = None
-    pics = run(cfg, tmp_path)
+    return cfg
+
+
+def test_tools_test_depth_pictures(tmp_path):
+    pics = run(depth_cfg(tmp_path), tmp_path)
     assert len(pics) == 2, pics
     pic = cv2.imread(pics[0]).astype(int)
     assert pic.shape[:2] == (96, 128)  # image over depth; GT | prediction

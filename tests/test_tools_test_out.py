@@ -16,25 +16,8 @@ from mmseg.registry import MODELS
 
 import pe_dense.seg  # noqa: F401  registers the seg components
 from pe_dense.engine.launch import dump_predictions, setup_test
-from tests.test_seg_show_dir import REPO, shrink, tool_test, write_images
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
-def _depth_cfg(tmp_path):
-    root = str(tmp_path / 'nyu')
-    write_images(root, ('images/test', 'annotations/test'),
-                 lambda rng: rng.integers(500, 9000, (48, 64)).astype(np.uint16))
-    cfg = Config.fromfile(osp.join(REPO, 'configs', 'nyu', 'pe_spatial_g14_linear4_nyu.py'))
-    cfg = shrink(cfg, root, str(tmp_path / 'work_depth'))
-    cfg.test_evaluator.crop_type = None
-    return cfg
+from tests.test_seg_show_dir import (REPO, depth_cfg, one_thread, shrink,  # noqa: F401
+                                     tool_test, write_images)  # one_thread: autouse fixture
 
 
 def _seg_cfg(tmp_path):
@@ -71,7 +54,7 @@ def _predictions(model, cfg):
 
 def test_out_writes_depth_pngs_in_the_ground_truth_units(tmp_path):
     """NYU ground truth is uint16 millimetres; --out writes the prediction the same way."""
-    cfg = _depth_cfg(tmp_path)
+    cfg = depth_cfg(tmp_path)
     model, cfg_file, ckpt = _checkpoint(cfg, tmp_path)
     out = tmp_path / 'pred_depth'
     tool_test().main([cfg_file, ckpt, '--work-dir', cfg.work_dir, '--out', str(out)])
