@@ -128,7 +128,7 @@ def test_loss_mask_regularisation_and_training_step():
     assert losses['logit_scale'].item() == pytest.approx(1 / 0.07, rel=1e-4)
     sum(v for k, v in losses.items() if k.startswith('loss')).backward()
     assert model.mask_token.grad is not None and model.mask_token.grad.abs().sum() > 0
-    assert model.logit_scale.grad is not None
+    assert model.logit_scale.grad.abs() > 0  # the temperature is learned
     with pytest.raises(ValueError, match='mask_ratio'):
         tiny_clip(mask_reg=dict(mask_ratio=1.5))
 
@@ -159,7 +159,7 @@ def test_distillation_uses_a_frozen_teacher(tmp_path):
     losses = student(**data, mode='loss')
     assert {'loss_clip', 'loss_distill'} <= set(losses)
     losses['loss_distill'].backward()
-    assert student.visual.conv1.weight.grad is not None
+    assert student.visual.conv1.weight.grad.abs().sum() > 0
     assert all(p.grad is None for p in student.teacher.parameters())
 
 

@@ -238,6 +238,7 @@ def test_davis_tools_without_weights_give_a_hint_not_a_traceback(tmp_path, capsy
     first = osp.join(data, 'Annotations', '480p', 'toy-val-00', '00000.png')
     with pytest.raises(SystemExit, match=r'track_video: .*--checkpoint FILE.*--random-init'):
         load_tool('track_video').main([seq, '--first-mask', first, '--config', cfg])
+    assert 'Traceback' not in capsys.readouterr().err
 
 
 def test_cfg_options_override_tracking_settings(tmp_path):

@@ -202,8 +202,7 @@ def test_gpu_node_with_cpu_only_mmcv_builds_cuda_ops_into_the_cuda_key(monkeypat
                              f'mmcv-2.1.0-{install_mmcv.wheel_tag()}.whl']
 
 
-def test_gpu_node_fails_clearly_when_the_installed_wheel_has_no_cuda_ops(monkeypatch, tmp_path,
-                                                                         capsys):
+def test_gpu_node_fails_clearly_when_the_installed_wheel_has_no_cuda_ops(monkeypatch, tmp_path):
     house = tmp_path / 'house'
     house.mkdir()
     (house / f'mmcv-2.1.0-{install_mmcv.wheel_tag()}.whl').write_bytes(b'')

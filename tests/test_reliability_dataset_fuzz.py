@@ -30,7 +30,7 @@ from pe_dense.datasets.robust_loading import DEFAULT_MAX_PIXELS
 from tests.fuzz.broken_images import write_broken_images
 
 ROOT = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), 'configs')
-TIMEOUT = 60  # seconds per test; each takes a few
+TIMEOUT = 300  # hang guard, not a speed limit: each test takes a few seconds
 
 
 @pytest.fixture(autouse=True)

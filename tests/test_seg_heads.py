@@ -3,6 +3,7 @@ import os.path as osp
 
 import pytest
 import torch
+import torch.nn.functional as F
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
 from mmseg.registry import MODELS
@@ -55,7 +56,12 @@ def test_linear_probe_upsamples_logits_to_the_label_and_upsample_option():
         s.gt_sem_seg = PixelData(data=torch.randint(0, 3, (1, 32, 32)))
         samples.append(s)
     losses = head.loss(x, samples, None)
-    assert losses['loss_ce'].requires_grad and 0 <= losses['acc_seg'].item() <= 100
+    assert losses['loss_ce'].requires_grad
+    # accuracy = share of label pixels where the bilinearly resized logits pick the label
+    logits = F.interpolate(head(x), size=(32, 32), mode='bilinear', align_corners=False)
+    labels = torch.cat([s.gt_sem_seg.data for s in samples])
+    expected = (logits.argmax(1) == labels).float().mean() * 100
+    assert losses['acc_seg'].item() == pytest.approx(expected.item(), abs=1e-3)
     meta = [dict(img_shape=(32, 32), pad_shape=(32, 32))] * 2
     assert head.predict(x, meta, None).shape == (2, 3, 32, 32)
 

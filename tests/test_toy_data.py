@@ -196,7 +196,8 @@ def test_nyu_mmseg_dataset(tmp_path):
                               LoadDepthAnnotation(depth_rescale_factor=1e-3), PackSegInputs()])
     assert len(ds) == 2
     info = ds.get_data_info(0)
-    assert info['category_id'] >= 0  # scene name prefix is an NYU class
+    scene = osp.basename(info['img_path']).rsplit('_', 1)[0]  # file names start with the scene
+    assert info['category_id'] == list(ds.metainfo['classes']).index(scene)
     sample = ds[0]
     depth = sample['data_samples'].gt_depth_map.data.numpy()
     assert depth.shape == (1, 48, 64) and tuple(sample['inputs'].shape) == (3, 48, 64)
