@@ -3,6 +3,7 @@ import hashlib
 import json
 import os.path as osp
 
+import cv2
 import numpy as np
 import pytest
 
@@ -20,7 +21,7 @@ def _sha(path):
 @pytest.fixture(scope='module')
 def coco_dir(tmp_path_factory):
     out = str(tmp_path_factory.mktemp('coco'))
-    summary = make_coco(out, num_train=6, num_val=3, size=96, seed=3, progress_bar=False)
+    summary = make_coco(out, num_train=6, num_val=3, size=(112, 80), seed=3, progress_bar=False)
     return out, summary
 
 
@@ -84,7 +85,7 @@ def test_coco_mmdet_dataset(coco_dir):
     assert len(ds) == 3
     sample = ds[0]
     inputs, ds_sample = sample['inputs'], sample['data_samples']
-    assert tuple(inputs.shape) == (3, 96, 96)
+    assert tuple(inputs.shape) == (3, 80, 112)  # (c, h, w) of a 112 x 80 picture
     gt = ds_sample.gt_instances
     assert len(gt) >= 1 and gt.labels.min() >= 0 and gt.labels.max() <= 2
     assert gt.masks.to_ndarray().sum(axis=(1, 2)).min() > 0
@@ -127,11 +128,13 @@ def _run_cli(*argv):
 def test_cli_coco(tmp_path):
     out = tmp_path / 'cli'
     summary = _run_cli('coco', '--out', str(out), '--num-train', '2', '--num-val', '1',
-                       '--size', '64', '--seed', '2', '--classes', 'circle,star',
-                       '--no-progress')
+                       '--seed', '2', '--classes', 'circle,star', '--no-progress')
     assert summary['classes'] == ['circle', 'star']
     assert summary['splits']['val2017']['images'] == 1
-    assert osp.isfile(out / 'annotations' / 'instances_val2017.json')
+    with open(out / 'annotations' / 'instances_val2017.json') as f:
+        image = json.load(f)['images'][0]
+    assert (image['width'], image['height']) == (144, 96)  # landscape by default
+    assert cv2.imread(str(out / 'val2017' / image['file_name'])).shape == (96, 144, 3)
 
 
 def test_cli_rejects_option_of_other_kind(tmp_path, capsys):

@@ -1,7 +1,7 @@
 """Write a toy dataset in a real on-disk format.
 
     python tools/make_toy_data.py coco --out data/toy_coco [--num-train 64 --num-val 16
-        --size 128 --seed 0 --classes circle,square,triangle]
+        --size 144x96 --seed 0 --classes circle,square,triangle]
     python tools/make_toy_data.py sa1b --out data/toy_sa1b [--size 160x112]
 """
 import argparse

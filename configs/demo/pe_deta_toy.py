@@ -10,7 +10,7 @@ custom_imports = dict(imports=['pe_dense.det'], allow_failed_imports=False)
 
 data_root = 'data/toy_coco/'
 classes = ('circle', 'square', 'triangle')
-image_size = 96  # toy images are 128 px; training at 96 px keeps a CPU run to minutes
+image_size = 96  # toy images are 144x96: resized to 96x64, padded to 96x96 (square, as DETA)
 width = 192
 embed_dims = 128
 num_queries = 60

@@ -63,12 +63,14 @@ def _scene(rng, bank, size, classes, objects, radius, color_by_class):
 
 
 def make_coco(out: str, num_train: int = 64, num_val: int = 16,
-              size=128, seed: int = 0, classes: Sequence[str] = DEFAULT_CLASSES,
+              size=(144, 96), seed: int = 0, classes: Sequence[str] = DEFAULT_CLASSES,
               objects: Tuple[int, int] = (1, 4), radius: Tuple[float, float] = (0.12, 0.24),
               mask_format: str = 'polygon', color_by_class: bool = True,
               progress_bar: bool = True) -> dict:
     """Write a COCO-format toy detection / instance-segmentation set under ``out``.
 
+    Images are ``size`` = (w, h), landscape 3:2 by default (COCO's typical 640 x 427), so a
+    swapped width and height anywhere downstream moves boxes instead of going unnoticed.
     Category ids are 1..K in ``classes`` order (like COCO, never 0). With ``color_by_class``
     each class has its own (jittered) colour, which makes the set learnable in minutes.
     """
