@@ -188,9 +188,8 @@ def test_toy_config_keeps_detas_assignment_and_losses():
     torch.manual_seed(0)
     model = build_cfg(cfg.model)
     model.init_weights()
-    size = cfg.model.data_preprocessor.pad_size_divisor
-    losses = model.loss(torch.randn(1, 3, size, size),
-                        samples(shapes=((size, size), ), batch=(size, size)))
+    losses = model.loss(torch.randn(1, 3, 80, 128),  # a 144x96 toy picture, resized and padded
+                        samples(shapes=((80, 120), ), batch=(80, 128)))
     assert all(torch.isfinite(v) for v in losses.values())
 
 

@@ -2,9 +2,9 @@
 
 Trains with MMEngine's Runner exactly as configured (same assignment and losses as the real
 model, only smaller), then evaluates the saved checkpoint with tools/test.py, which prints
-the COCO AP table. The pictures are landscape 144x96 (resized to 96x64, padded to 96x96), so a
-width / height swap anywhere from the loader to the box decoding costs AP. One torch thread: on a
-shared 2-core machine extra threads only contend.
+the COCO AP table. The pictures are landscape 144x96 (resized to 120x80, padded to 128x80), so
+a width / height swap anywhere from the loader to the box decoding costs AP. One torch thread:
+on a shared 2-core machine extra threads only contend.
 """
 import glob
 import json

@@ -2,7 +2,7 @@
 #   python tools/make_toy_data.py coco --out data/toy_coco --num-train 256 --num-val 32
 #   python tools/train.py configs/demo/pe_deta_toy.py
 #   python tools/test.py configs/demo/pe_deta_toy.py work_dirs/pe_deta_toy/epoch_N.pth
-# Smaller than the real model (width, depth, queries, layers, 96 px) but the same DETA:
+# Smaller than the real model (width, depth, queries, layers, 120x80 px) but the same DETA:
 # two-stage + box refinement, level-balanced NMS query selection, pix_trans, one-to-many
 # IoU assignment in both stages, focal 1 / L1 5 / GIoU 2, NMS at test.
 _base_ = ['../_base_/models/deta_pe.py', '../_base_/default_runtime.py']
@@ -10,7 +10,8 @@ custom_imports = dict(imports=['pe_dense.det'], allow_failed_imports=False)
 
 data_root = 'data/toy_coco/'
 classes = ('circle', 'square', 'triangle')
-image_size = 96  # toy images are 144x96: resized to 96x64, padded to 96x96 (square, as DETA)
+image_scale = (120, 80)  # toy pictures are 144x96 (w x h): resized to 120x80, padded to 128x80
+pos_grid_px = 96  # a 6x6 learned position grid, tiled over the 8x5 token grid as DETA tiles
 width = 192
 embed_dims = 128
 num_queries = 60
@@ -18,14 +19,14 @@ max_epochs = 5
 
 model = dict(
     num_queries=num_queries,
-    data_preprocessor=dict(pad_size_divisor=image_size),
+    data_preprocessor=dict(pad_size_divisor=16),  # one patch: a non-square input
     backbone=dict(
         _delete_=True,
         type='PE',
         # PE-Spatial-T16 shape, shallower, no cls token / pooling, trained from scratch
         arch=dict(patch_size=16, width=width, depth=4, heads=3, mlp_dim=4 * width,
                   cls_token=False, pool=None, out_dim=None, layer_scale=None, ln_post=False,
-                  img_size=image_size),
+                  img_size=pos_grid_px),
         pos_embed_mode='tile',
         rope_mode='eva',
         out_indices=(-1, ),
@@ -56,13 +57,13 @@ backend_args = None
 train_pipeline = [
     dict(type='LoadImageOrSkip', backend_args=backend_args),
     dict(type='LoadAnnotations', with_bbox=True),
-    dict(type='Resize', scale=(image_size, image_size), keep_ratio=True),
+    dict(type='Resize', scale=image_scale, keep_ratio=True),
     dict(type='RandomFlip', prob=0.5),
     dict(type='PackDetInputs'),
 ]
 test_pipeline = [
     dict(type='LoadImageRobust', on_error='raise', backend_args=backend_args),
-    dict(type='Resize', scale=(image_size, image_size), keep_ratio=True),
+    dict(type='Resize', scale=image_scale, keep_ratio=True),
     dict(type='LoadAnnotations', with_bbox=True),
     dict(type='PackDetInputs',
          meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor')),
