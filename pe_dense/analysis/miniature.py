@@ -1,10 +1,10 @@
 """The paper in miniature: CLIP-train a tiny PE-Core, find its best dense layer, align it
 spatially to that layer + mask relations, and sweep both models' layers again.
 
-arXiv 2504.13181 finds that a contrastively trained encoder keeps its best dense features in an
-intermediate layer (section 4) and that spatial alignment (section 5: self-distillation from
-that frozen layer plus SAM mask relations) moves them to the last layer. Here every stage is a
-toy that runs on a CPU, reusing the project's pieces unchanged:
+arXiv 2504.13181 finds, in its layer-wise frozen-feature analysis, that a contrastively trained
+encoder keeps its best dense features in an intermediate layer, and that spatial alignment
+(section 5: self-distillation from that frozen layer plus SAM mask relations) moves them to the
+last layer. Here every stage is a toy that runs on a CPU, built from the project's pieces:
 
 1. data      ``pe_dense.toy``: captioned shapes (CLIP), ADE20k-, NYU-, DAVIS-like dense sets, and
              SA-1B-like pictures with stored instance masks;
@@ -15,9 +15,10 @@ toy that runs on a CPU, reusing the project's pieces unchanged:
              (SAM weights are not available here: the stored masks stand in, docs/align.md);
 5. sweep of the aligned student, comparison figure and table.
 
-Departures from the configs, and why: both the CLIP training and the alignment run at 64 px
-(8x8 tokens; the toy CLIP config trains at 32 px = 4x4 tokens, too coarse for dense probes),
-so every model is swept at the resolution it was trained at.
+Departures from the two configs, and why: the CLIP training and the alignment both run at 64 px
+(8x8 tokens; the toy CLIP config trains at 32 px = 4x4 tokens, too coarse for dense probes), so
+each model is swept at the resolution it was trained at; schedules are set per plan (``PLANS``:
+the full plan keeps the CLIP config's 800 x 64 and the alignment config's 300 steps).
 """
 import json
 import os
@@ -102,13 +103,19 @@ def spatial_arch() -> dict:
     return dict(core_arch(), pool=None, out_dim=None, layer_scale=0.1, ln_post=False)
 
 
+def run_tag(work_dir: str) -> str:
+    """'seed0_core' for .../seed0/core: unique MMEngine logger / visualizer names per run."""
+    parts = osp.normpath(work_dir).split(os.sep)
+    return '_'.join(parts[-2:])
+
+
 def core_config(data_root: str, work_dir: str, seed: int, iters: int, batch: int = 64):
     """configs/core/pe_core_toy.py on ``data_root`` at ``IMG_SIZE``: ``iters`` steps of
     ``batch`` pictures (the config's 800 x 64 unless the quick plan asks for less)."""
     from mmengine.config import Config
     cfg = Config.fromfile(CORE_CONFIG)
     cfg.work_dir = work_dir
-    cfg.experiment_name = f'core_{osp.basename(work_dir)}_{time.time_ns()}'
+    cfg.experiment_name = f'miniature_{run_tag(work_dir)}_{time.time_ns()}'
     cfg.randomness = dict(seed=seed, deterministic=False)
     cfg.model.vision.arch = core_arch()
     cfg.model.zero_shot.classnames = osp.join(data_root, 'classnames.json')
@@ -200,7 +207,7 @@ def align_config(core_ckpt: str, layer: int, sa1b_root: str, work_dir: str, seed
     from mmengine.config import Config
     cfg = Config.fromfile(ALIGN_CONFIG)
     cfg.work_dir = work_dir
-    cfg.experiment_name = f'align_{osp.basename(work_dir)}_{time.time_ns()}'
+    cfg.experiment_name = f'miniature_{run_tag(work_dir)}_{time.time_ns()}'
     cfg.randomness = dict(seed=seed, deterministic=False)
     init = dict(type='Pretrained', checkpoint=core_ckpt)
     cfg.model.student.update(arch=spatial_arch(), init_cfg=init)
