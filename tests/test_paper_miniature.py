@@ -1,10 +1,13 @@
 """The paper in miniature (tools/paper_miniature.py, docs/paper_miniature.md).
 
 Fast: the bookkeeping (teacher block choice, gains, table) on hand-made sweep reports.
-Slow: the quick version end to end over 3 seeds -- what alignment is for, measured on the
-held-out splits (probes fit on train, scored on validation): the aligned model's LAST block
-segments better than the unaligned model's last block; and the reported numbers are what the
-sweep tools compute from the written checkpoints.
+Slow: the quick version end to end over 3 seeds (about 2.5-3.5 min on 2 shared cores): the
+reported numbers are what the sweep tools compute from the written checkpoints; and what
+alignment is for, measured on the held-out splits (probes fit on train, scored on validation):
+the aligned model's LAST block beats the unaligned model's last block on segmentation (every
+seed) and depth (mean over seeds). That holds for this quick version (measured +2.4 / +6.2 /
++8.0 mIoU, mean -0.034 m RMSE); the full run (docs/paper_miniature.md) improves depth and
+tracking but not segmentation, so this is not evidence for the paper's segmentation claim.
 """
 import json
 import os.path as osp
@@ -116,6 +119,7 @@ def test_quick_miniature_writes_its_outputs_and_numbers_come_from_the_sweeps(qui
 
 @pytest.mark.slow
 def test_alignment_improves_the_last_layer_on_held_out_data(quick_run):
+    """Quick version only (under-trained CLIP, 48-50 % zero-shot): see the module docstring."""
     _, res = quick_run
     seg = [r['tasks']['segmentation'] for r in res['per_seed'].values()]
     depth = [r['tasks']['depth'] for r in res['per_seed'].values()]
