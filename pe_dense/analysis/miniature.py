@@ -321,7 +321,15 @@ def run(out: str, seeds: Sequence[int] = (0,), quick: bool = False, threads: int
         echo: Callable[[str], None] = print) -> dict:
     """All stages; writes ``out``/{results.json, table.md, comparison.png} and returns results."""
     import torch
+    before = torch.get_num_threads()
     torch.set_num_threads(threads)  # tiny matmuls: extra threads only contend
+    try:
+        return _run(out, seeds, quick, threads, echo)
+    finally:
+        torch.set_num_threads(before)
+
+
+def _run(out, seeds, quick, threads, echo) -> dict:
     plan = PLANS['quick' if quick else 'full']
     prog = Progress(echo)
     os.makedirs(out, exist_ok=True)
