@@ -4,10 +4,11 @@ Fast: the bookkeeping (teacher block choice, gains, table) on hand-made sweep re
 Slow: the quick version end to end over 3 seeds (about 2.5-3.5 min on 2 shared cores): the
 reported numbers are what the sweep tools compute from the written checkpoints; and what
 alignment is for, measured on the held-out splits (probes fit on train, scored on validation):
-the aligned model's LAST block beats the unaligned model's last block on segmentation (every
-seed) and depth (mean over seeds). That holds for this quick version (measured +2.4 / +6.2 /
-+8.0 mIoU, mean -0.034 m RMSE); the full run (docs/paper_miniature.md) improves depth and
-tracking but not segmentation, so this is not evidence for the paper's segmentation claim.
+the aligned model's LAST block beats the unaligned model's last block on depth RMSE and on
+tracking J&F, on average over the seeds -- what both this quick version and the full run
+(docs/paper_miniature.md) measure. Segmentation is printed, not asserted: the quick version
+gains (+2.4 / +6.2 / +8.0 mIoU) but the fully trained full run does not (mean -0.8 mIoU), so the
+toy does not support the paper's segmentation claim and the test does not pretend it does.
 """
 import json
 import os.path as osp
@@ -119,11 +120,13 @@ def test_quick_miniature_writes_its_outputs_and_numbers_come_from_the_sweeps(qui
 
 @pytest.mark.slow
 def test_alignment_improves_the_last_layer_on_held_out_data(quick_run):
-    """Quick version only (under-trained CLIP, 48-50 % zero-shot): see the module docstring."""
+    """What both the quick and the full runs measure (see the module docstring)."""
     _, res = quick_run
-    seg = [r['tasks']['segmentation'] for r in res['per_seed'].values()]
-    depth = [r['tasks']['depth'] for r in res['per_seed'].values()]
-    print('seg last core/aligned', [(t['core_last'], t['aligned_last']) for t in seg])
-    print('depth last core/aligned', [(t['core_last'], t['aligned_last']) for t in depth])
-    assert all(t['aligned_last'] > t['core_last'] for t in seg), seg
+    tasks = {k: [r['tasks'][k] for r in res['per_seed'].values()]
+             for k in ('segmentation', 'depth', 'tracking')}
+    for k, t in tasks.items():
+        print(k, 'last core/aligned', [(x['core_last'], x['aligned_last']) for x in t])
+    depth, tracking = tasks['depth'], tasks['tracking']
     assert np.mean([t['aligned_last'] for t in depth]) < np.mean([t['core_last'] for t in depth])
+    assert (np.mean([t['aligned_last'] for t in tracking])
+            > np.mean([t['core_last'] for t in tracking]))
