@@ -21,6 +21,35 @@ FSDP = ("runner_type = 'FlexibleRunner'\n"
         "strategy = dict(type='FullyShardStrategy', unit_types=['ResidualAttentionBlock'])\n")
 
 
+def test_optimizer_layouts_round_trip_to_torchs_own():
+    """The name-keyed full optimizer state (torch.distributed.checkpoint) converted to integer
+    ids is exactly ``optimizer.state_dict()`` of the unsharded model, and back."""
+    from torch.distributed.checkpoint.state_dict import (StateDictOptions,
+                                                         get_optimizer_state_dict)
+    from pe_dense.engine.fsdp2 import _param_names, fqn_to_ids, ids_to_fqn
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(3, 5), torch.nn.ReLU(), torch.nn.Linear(5, 2))
+    model.scale = torch.nn.Parameter(torch.tensor(1.5))
+    groups = [dict(params=[model[2].weight, model.scale], weight_decay=0.),
+              dict(params=[model[0].weight, model[0].bias, model[2].bias])]
+    optim = torch.optim.AdamW(groups, lr=1e-2)
+    (model(torch.randn(7, 3)) * model.scale).sum().backward()
+    optim.step()
+    by_name = get_optimizer_state_dict(model, optim,
+                                       options=StateDictOptions(full_state_dict=True))
+    assert by_name['param_groups'][0]['params'] == ['2.weight', 'scale']
+    ids, own = fqn_to_ids(by_name), optim.state_dict()
+    assert [g['params'] for g in ids['param_groups']] == [[0, 1], [2, 3, 4]]
+    assert ids['param_groups'] == own['param_groups']
+    assert ids['state'].keys() == own['state'].keys()
+    for i in own['state']:
+        for k in own['state'][i]:
+            torch.testing.assert_close(ids['state'][i][k], own['state'][i][k])
+    back = ids_to_fqn(own, _param_names(model, optim))
+    assert back['param_groups'] == by_name['param_groups']
+    assert back['state'].keys() == by_name['state'].keys()
+
+
 def _align_cfg(tmp_path, name, body=''):
     """The toy alignment (student PE + frozen PE teacher + random SAM 2.1-T at 128 px), with
     token masks, drop path and flips off so that the ranks draw nothing."""
@@ -101,3 +130,27 @@ def test_toy_alignment_fsdp_two_processes_equals_one_and_resumes_in_one(tmp_path
         for k in ra:
             assert rb[k] == pytest.approx(ra[k], rel=LOSS_RTOL, abs=1e-6), (ra['iter'], k)
     _assert_same_checkpoint(work1 / 'iter_6.pth', work3 / 'iter_6.pth')
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(reason='the toy DETA drifts between 1 and 2 processes under DDP too '
+                   '(tests/test_reliability_torchrun.py, docs/reliability.md): same tolerance, '
+                   'same open bug', strict=False)
+def test_toy_deta_fsdp_two_processes_equals_one(tmp_path):
+    cfg = toy_deta_child(
+        tmp_path, 'deta_fsdp.py', ['tests.fixtures.global_loss_hook'],
+        dataset='pipeline=train_pipeline, ',
+        body="train_pipeline = [dict(type='LoadImageFromFile'), "
+             "dict(type='LoadAnnotations', with_bbox=True), "
+             "dict(type='Resize', scale=(96, 96), keep_ratio=True), dict(type='PackDetInputs')]\n"
+             "train_cfg = dict(max_epochs=2, val_interval=100)\n"
+             "default_hooks = dict(checkpoint=dict(interval=2), logger=dict(interval=1))\n"
+             "custom_hooks = [dict(type='RNGStateHook'), "
+             "dict(type='GlobalLossRecordHook', out_file='losses.json')]\n" + FSDP)
+    work1, work2 = tmp_path / 'single', tmp_path / 'fsdp'
+    _train(cfg, work1, tmp_path / 'single.log', 4)
+    log = _train(cfg, work2, tmp_path / 'fsdp.log', 2, procs=2)
+    assert 'FSDP2: 4 units' in log and 'Distributed training: True' in log
+    a, _ = _compare_losses(work1, work2, iters=8)
+    assert a[-1]['loss'] < a[0]['loss']  # it trains
+    _assert_same_checkpoint(work1 / 'epoch_2.pth', work2 / 'epoch_2.pth')
