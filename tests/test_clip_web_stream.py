@@ -10,6 +10,7 @@ from torch.utils.data import DataLoader
 
 from pe_dense.datasets import WebImageTextStream
 from pe_dense.datasets.image_text import ManifestError
+from tests.fixtures.global_state import checkpoint_io  # noqa: F401  (fixture: resume as the tools do)
 
 PIPE = [dict(type='ClipLoadImage', on_missing='skip'), dict(type='ClipResize', scale=24),
         dict(type='PackClipInputs', meta_keys=('caption', 'label', 'shard_pos'))]
@@ -143,3 +144,64 @@ def test_video_frames_are_seeked_not_all_decoded(tmp_path, monkeypatch):
     means = [f.mean() for f in out['imgs']]
     assert means == pytest.approx([30, 90, 150, 210], abs=4)  # the sampled frames themselves
     assert out['img_shape'] == (24, 32)
+
+
+def test_resume_shard_of_readers():
+    from pe_dense.engine.hooks.web_stream_resume import consumer_of, resume_shard
+    # 7 shards, 2 ranks x 2 workers: reader (rank r, worker w) reads r + 2w, r + 2w + 4
+    assert [consumer_of(p, 0, 2, 2) for p in range(7)] == [0, 2, 1, 3, 0, 2, 1]
+    assert resume_shard([4, 1, 2, 3], 0, 7, 2, 2) == 1  # rank 0 worker 1 still in shard 1
+    assert resume_shard([4, -1, 6, 5], 0, 7, 2, 2) == 2  # reader 1 not started: its first is 2
+    assert resume_shard([-1, -1, -1, -1], 3, 7, 2, 2) == 3  # nothing trained since start 3
+    assert resume_shard([5, -1, 6, -1], 4, 7, 2, 2) == 5  # readers 1, 3 have no shard from 4
+
+
+@pytest.mark.parametrize('workers', [0, 2])
+def test_checkpoint_stores_the_stream_position_and_resumes_there(tmp_path, workers,
+                                                                 checkpoint_io):
+    """Six iterations of 2 samples over 3 shards of 5 (fixed order): the checkpoint after
+    iteration 3 (samples 0-5: shard 0 done, shard 1 begun) stores shard 1; resumed from it,
+    iteration 4 trains on shard 1 from its first sample. With 2 workers each reader takes
+    every other shard and the batches alternate between them."""
+    import torch
+    from mmengine.config import Config
+    from mmengine.runner import Runner
+    import tests.fixtures.stream_model  # noqa: F401  registers StreamRecorder
+    keys = _shards(tmp_path)
+    by_shard = {s: sorted(k for k, v in keys.items() if v == s) for s in range(3)}
+
+    def cfg(name, iters, **extra):
+        return Config(dict(
+            model=dict(type='StreamRecorder'), work_dir=str(tmp_path / 'work'),
+            experiment_name=f'{name}_{workers}_{tmp_path.name}',
+            train_dataloader=dict(
+                batch_size=2, num_workers=workers, sampler=None,
+                collate_fn=dict(type='pseudo_collate'),
+                dataset=dict(type='WebImageTextStream', shards=str(tmp_path / 'shard-*.tar'),
+                             pipeline=PIPE, shuffle_shards=False, num_samples=15)),
+            train_cfg=dict(type='IterBasedTrainLoop', max_iters=iters),
+            optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.1)),
+            default_hooks=dict(checkpoint=dict(type='CheckpointHook', interval=3,
+                                               by_epoch=False),
+                               logger=dict(type='LoggerHook', interval=1)),
+            log_processor=dict(by_epoch=False),
+            custom_hooks=[dict(type='WebStreamResumeHook')],
+            default_scope='mmengine', randomness=dict(seed=0), log_level='WARNING', **extra))
+
+    import pe_dense.engine  # noqa: F401  registers the hook
+    import pe_dense.datasets  # noqa: F401
+    first = Runner.from_cfg(cfg('first', 3))
+    first.train()
+    ckpt = torch.load(tmp_path / 'work' / 'iter_3.pth', weights_only=False)
+    seen = first.model.seen
+    if workers == 0:
+        assert seen == by_shard[0] + by_shard[1][:1]
+        assert ckpt['web_stream'] == dict(epoch=0, start_shard=1)
+    else:  # worker 0 reads shards 0, 2; worker 1 shard 1; batches alternate 0, 1, 0
+        assert seen == by_shard[0][:2] + by_shard[1][:2] + by_shard[0][2:4]
+        assert ckpt['web_stream'] == dict(epoch=0, start_shard=0)
+    resumed = Runner.from_cfg(cfg('resumed', 4, resume=True,
+                                  load_from=str(tmp_path / 'work' / 'iter_3.pth')))
+    resumed.train()
+    start = ckpt['web_stream']['start_shard']
+    assert resumed.model.seen == by_shard[start][:2]
