@@ -110,8 +110,9 @@ def _assert_same_checkpoint(path1, path2, atol=WEIGHT_ATOL):
 def test_toy_alignment_fsdp_two_processes_equals_one_and_resumes_in_one(tmp_path):
     """The reference is the same config in one process (FlexibleRunner, no sharding): MMEngine's
     FlexibleRunner builds the model after the dataloaders, so its random init is not Runner's.
-    The FSDP checkpoint of iteration 3 is then resumed by plain Runner (the config without the
-    strategy) in one process and must continue as the unsharded run did."""
+    The FSDP checkpoint of iteration 3 resumed by plain Runner (the config without the
+    strategy) in one process, and the one-process checkpoint resumed by 2 sharded processes,
+    must continue as the unsharded run did."""
     plain = _align_cfg(tmp_path, 'align.py')
     fsdp = _align_cfg(tmp_path, 'align_fsdp.py', FSDP)
     work1, work2, work3 = tmp_path / 'single', tmp_path / 'fsdp', tmp_path / 'resumed'
@@ -124,12 +125,17 @@ def test_toy_alignment_fsdp_two_processes_equals_one_and_resumes_in_one(tmp_path
     assert a[-1]['loss'] < a[0]['loss']  # it trains
     _assert_same_checkpoint(work1 / 'iter_6.pth', work2 / 'iter_6.pth')
     _train(plain, work3, tmp_path / 'resumed.log', 4, '--resume', str(work2 / 'iter_3.pth'))
-    resumed = json.load(open(work3 / 'losses.json'))
-    assert [r['iter'] for r in resumed] == [4, 5, 6]
-    for ra, rb in zip(a[3:], resumed):
-        for k in ra:
-            assert rb[k] == pytest.approx(ra[k], rel=LOSS_RTOL, abs=1e-6), (ra['iter'], k)
-    _assert_same_checkpoint(work1 / 'iter_6.pth', work3 / 'iter_6.pth')
+    # and the other way: the one-process checkpoint of iteration 3 resumed sharded
+    work4 = tmp_path / 'resumed_fsdp'
+    _train(fsdp, work4, tmp_path / 'resumed_fsdp.log', 2, '--resume', str(work1 / 'iter_3.pth'),
+           procs=2)
+    for work in (work3, work4):
+        resumed = json.load(open(work / 'losses.json'))
+        assert [r['iter'] for r in resumed] == [4, 5, 6]
+        for ra, rb in zip(a[3:], resumed):
+            for k in ra:
+                assert rb[k] == pytest.approx(ra[k], rel=LOSS_RTOL, abs=1e-6), (ra['iter'], k)
+        _assert_same_checkpoint(work1 / 'iter_6.pth', work / 'iter_6.pth')
 
 
 @pytest.mark.slow
@@ -154,3 +160,42 @@ def test_toy_deta_fsdp_two_processes_equals_one(tmp_path):
     a, _ = _compare_losses(work1, work2, iters=8)
     assert a[-1]['loss'] < a[0]['loss']  # it trains
     _assert_same_checkpoint(work1 / 'epoch_2.pth', work2 / 'epoch_2.pth')
+
+
+@pytest.mark.slow
+def test_toy_clip_with_lamb_fsdp_two_processes_equals_one(tmp_path):
+    """PE-Core's toy CLIP: timm's LAMB with its global gradient-norm clip, and a 0-d
+    ``logit_scale`` kept replicated beside the sharded vision blocks (the text tower's blocks are
+    another class and go with the root)."""
+    from mmengine.config import Config
+    from pe_dense.toy import make_toy
+    toy = os.path.join(ROOT, 'configs', 'core', 'pe_core_toy.py')
+    size = Config.fromfile(toy).img_size
+    data = tmp_path / 'toy_imagetext'
+    make_toy('imagetext', str(data), num_train=32, num_val=8, size=size, progress_bar=False)
+    cfg = write_child_config(
+        tmp_path / 'clip_fsdp.py', toy, ['pe_dense.core', 'tests.fixtures.global_loss_hook'],
+        body="model = dict(mask_reg=None, zero_shot=None)\n"
+             "train_pipeline = [dict(type='ClipLoadImage'), "
+             f"dict(type='ClipResize', scale={size}), dict(type='PackClipInputs')]\n"
+             f"train_dataloader = dict(dataset=dict(data_root={str(data)!r}, "
+             "pipeline=train_pipeline))\n"
+             "train_cfg = dict(max_iters=6, val_interval=100)\n"
+             "param_scheduler = [dict(type='LinearLR', start_factor=0.5, by_epoch=False, "
+             "begin=0, end=6)]\n"
+             "default_hooks = dict(checkpoint=dict(interval=6), logger=dict(interval=1))\n"
+             "custom_hooks = [dict(type='RNGStateHook'), "
+             "dict(type='GlobalLossRecordHook', out_file='losses.json'), "
+             f"dict(type='ProgressiveResolutionHook', schedule=[(0, {size})])]\n" + FSDP)
+    work1, work2 = tmp_path / 'single', tmp_path / 'fsdp'
+    _train(cfg, work1, tmp_path / 'single.log', 16)
+    log = _train(cfg, work2, tmp_path / 'fsdp.log', 8, procs=2)
+    assert 'FSDP2: 3 units' in log
+    a, _ = _compare_losses(work1, work2, iters=6)
+    assert a[-1]['loss_clip'] < a[0]['loss_clip']  # it trains
+    wa, wb = _weights(work1 / 'iter_6.pth'), _weights(work2 / 'iter_6.pth')
+    assert wa['state_dict'].keys() == wb['state_dict'].keys()
+    assert wb['state_dict']['logit_scale'].shape == ()
+    for k in wa['state_dict']:
+        torch.testing.assert_close(wb['state_dict'][k], wa['state_dict'][k], atol=WEIGHT_ATOL,
+                                   rtol=0, msg=k)
