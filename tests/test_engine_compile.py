@@ -51,7 +51,8 @@ def test_lr_schedule_does_not_recompile(tmp_path, ours):
 @pytest.mark.slow
 def test_toy_deta_trains_compiled_with_the_eager_losses(tmp_path):
     """One iteration of the toy DETA through tools/train.py with ``compile`` (dynamo + AOT
-    autograd; inductor's code generation is left out for time) against the eager run."""
+    autograd; inductor's code generation is left out for time), the whole forward and only the
+    backbone, against the eager run."""
     import json
     cfg = toy_deta_child(
         tmp_path, 'deta_compile.py', ['tests.fixtures.global_loss_hook'],
@@ -61,14 +62,19 @@ def test_toy_deta_trains_compiled_with_the_eager_losses(tmp_path):
              "custom_hooks = [dict(type='RNGStateHook'), "
              "dict(type='GlobalLossRecordHook', out_file='losses.json')]\n")
     losses = {}
-    for name, extra in (('eager', []), ('compiled', ["compile.backend=aot_eager"])):
+    for name, extra in (('eager', []), ('compiled', ['compile.backend=aot_eager']),
+                        ('backbone', ['compile.backend=aot_eager', 'compile.target=backbone'])):
         work = tmp_path / name
         _run([os.sys.executable, os.path.join(ROOT, 'tools', 'train.py'), cfg, '--work-dir',
               str(work), '--cfg-options', f'custom_hooks.1.out_file={work}/losses.json',
               *extra], tmp_path / f'{name}.log', timeout=300)
         losses[name] = json.load(open(work / 'losses.json'))
     assert 'torch.compile(DETA.forward' in open(tmp_path / 'compiled.log').read()
-    (a, ), (b, ) = losses['eager'], losses['compiled']
-    assert a.keys() == b.keys() and len(a) > 10
-    for k in a:
-        assert b[k] == pytest.approx(a[k], rel=1e-4, abs=1e-6), k
+    assert 'torch.compile(PE.forward' in open(tmp_path / 'backbone.log').read()
+    (a, ) = losses['eager']
+    assert len(a) > 10
+    for name in ('compiled', 'backbone'):
+        (b, ) = losses[name]
+        assert a.keys() == b.keys()
+        for k in a:
+            assert b[k] == pytest.approx(a[k], rel=1e-4, abs=1e-6), (name, k)
