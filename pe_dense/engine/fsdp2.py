@@ -191,7 +191,9 @@ class FullyShardStrategy(DDPStrategy):
         layout = {k: state_dict[k] for k in OPTIM_LAYOUT_KEYS}
         set_optimizer_state_dict(self.model, wrapper.optimizer,
                                  ids_to_fqn(layout, _param_names(self.model, wrapper.optimizer)),
-                                 options=self._options())
+                                 options=self._options(strict=False))  # as torch's own load:
+        # a parameter that never had a gradient (an unused mask token) has no state to restore;
+        # torch.distributed.checkpoint then gives it a zero state, which no step reads
         if 'loss_scaler' in state_dict and hasattr(wrapper, 'loss_scaler'):
             wrapper.loss_scaler.load_state_dict(state_dict['loss_scaler'])
 
