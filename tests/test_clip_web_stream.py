@@ -205,3 +205,48 @@ def test_checkpoint_stores_the_stream_position_and_resumes_there(tmp_path, worke
     resumed.train()
     start = ckpt['web_stream']['start_shard']
     assert resumed.model.seen == by_shard[start][:2]
+
+
+@pytest.mark.slow
+def test_two_ranks_store_and_resume_the_stream_position(tmp_path):
+    """2 gloo processes over 4 shards of 5 (rank 0 reads shards 0 and 2, rank 1 shards 1 and 3):
+    after 3 iterations of 2 samples each rank has begun its second shard, so the checkpoint
+    stores shard 2; resumed in 2 processes, rank 0 starts shard 2 and rank 1 shard 3."""
+    import json
+    import torch
+    from tests.test_gpu_distributed import _torchrun
+    for s in range(4):
+        _write_shard(tmp_path / f'shard-{s:03d}.tar',
+                     [m for i in range(5) for m in ((f's{s}_{i:02d}.jpg', _jpeg(10 * s + i)),
+                                                    (f's{s}_{i:02d}.txt', f'cap s{s}_{i:02d}'
+                                                     .encode()))])
+    body = ("model = dict(type='StreamRecorder', out_dir=OUT)\n"
+            "train_dataloader = dict(batch_size=2, num_workers=0, sampler=None, "
+            "collate_fn=dict(type='pseudo_collate'), "
+            f"dataset=dict(type='WebImageTextStream', shards={str(tmp_path / 'shard-*.tar')!r}, "
+            f"pipeline={PIPE!r}, shuffle_shards=False, num_samples=20))\n"
+            "train_cfg = dict(type='IterBasedTrainLoop', max_iters=ITERS)\n"
+            "optim_wrapper = dict(optimizer=dict(type='SGD', lr=0.1))\n"
+            "default_hooks = dict(checkpoint=dict(type='CheckpointHook', interval=3, "
+            "by_epoch=False), logger=dict(type='LoggerHook', interval=1))\n"
+            "log_processor = dict(by_epoch=False)\n"
+            "custom_hooks = [dict(type='WebStreamResumeHook')]\n"
+            "default_scope = 'mmengine'\nrandomness = dict(seed=0)\n")
+    body = ("custom_imports = dict(imports=['pe_dense.engine', 'pe_dense.datasets', "
+            "'tests.fixtures.stream_model'], allow_failed_imports=False)\n" + body)
+    work = tmp_path / 'work'
+    first = tmp_path / 'first.py'
+    first.write_text(body.replace('OUT', repr(str(tmp_path / 'first'))).replace('ITERS', '3'))
+    _torchrun(str(first), work, tmp_path / 'first.log')
+    seen = [json.load(open(tmp_path / 'first' / f'rank{r}.json')) for r in (0, 1)]
+    assert seen == [[f's0_{i:02d}' for i in range(5)] + ['s2_00'],
+                    [f's1_{i:02d}' for i in range(5)] + ['s3_00']]
+    ckpt = torch.load(work / 'iter_3.pth', weights_only=False)
+    assert ckpt['web_stream'] == dict(epoch=0, start_shard=2)
+    resumed = tmp_path / 'resumed.py'
+    resumed.write_text(body.replace('OUT', repr(str(tmp_path / 'resumed')))
+                       .replace('ITERS', '4'))
+    _torchrun(str(resumed), work, tmp_path / 'resumed.log', 'resume=True',
+              f'load_from={work / "iter_3.pth"}')
+    seen = [json.load(open(tmp_path / 'resumed' / f'rank{r}.json')) for r in (0, 1)]
+    assert seen == [['s2_00', 's2_01'], ['s3_00', 's3_01']]
