@@ -10,7 +10,7 @@ from torch.utils.data import DataLoader
 
 from pe_dense.datasets import WebImageTextStream
 from pe_dense.datasets.image_text import ManifestError
-from tests.fixtures.global_state import checkpoint_io  # noqa: F401  (fixture: resume as the tools do)
+from tests.fixtures.global_state import checkpoint_io  # noqa: F401  (fixture: resume as tools do)
 
 PIPE = [dict(type='ClipLoadImage', on_missing='skip'), dict(type='ClipResize', scale=24),
         dict(type='PackClipInputs', meta_keys=('caption', 'label', 'shard_pos'))]
