@@ -12,7 +12,7 @@ STAMP := $(VENV)/.pe_dense_installed
 # The main job on an embedded default: toy DETA (generate data, train, evaluate, draw).
 DEMO ?= scripts/demo.sh
 
-.PHONY: install demo test test-fast clean-venv check-fresh-install
+.PHONY: install demo test test-fast miniature clean-venv check-fresh-install
 
 install: $(STAMP)
 
@@ -41,6 +41,11 @@ test: install
 
 test-fast: install
 	$(PY) -m pytest tests -q -m "not slow"
+
+# The paper in miniature (docs/paper_miniature.md): toy PE-Core CLIP -> layer sweep -> spatial
+# alignment to its best intermediate block -> sweep again, 3 seeds, into work_dirs/paper_miniature.
+miniature: install
+	$(PY) tools/paper_miniature.py --seeds 0 1 2
 
 clean-venv:
 	rm -rf $(VENV)

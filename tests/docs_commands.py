@@ -20,7 +20,8 @@ from typing import List
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 DOCS = ['README.md', 'docs/align.md', 'docs/core.md', 'docs/tracking.md',
-        'docs/segmentation.md', 'docs/depth.md', 'docs/analysis.md']
+        'docs/segmentation.md', 'docs/depth.md', 'docs/analysis.md',
+        'docs/paper_miniature.md']
 TAGS = ('runnable', 'check')
 FENCE = re.compile(r'^```(\S*)[ \t]*(.*)$')
 FLAG = re.compile(r'(?<![\w-])(--[A-Za-z][\w-]*)')

@@ -75,9 +75,21 @@ def _free_port():
         return s.getsockname()[1]
 
 
-def _worker(rank, world, port, img, txt, scale, out_dir):
+def _nccl_on_gloo():
+    """NCCL's code path on gloo: the backend name and a reduce-scatter built from all-reduce."""
+    def reduce_scatter_tensor(out, inp):
+        total = inp.clone()
+        dist.all_reduce(total)
+        out.copy_(total.chunk(dist.get_world_size())[dist.get_rank()])
+    dist.get_backend = lambda *a, **k: dist.Backend.NCCL
+    dist.reduce_scatter_tensor = reduce_scatter_tensor
+
+
+def _worker(rank, world, port, img, txt, scale, out_dir, nccl=False):
     os.environ.update(MASTER_ADDR='127.0.0.1', MASTER_PORT=str(port))
     dist.init_process_group('gloo', rank=rank, world_size=world)
+    if nccl:
+        _nccl_on_gloo()
     try:
         b = img.shape[0] // world
         li = img[rank * b:(rank + 1) * b].clone().requires_grad_(True)
@@ -86,17 +98,20 @@ def _worker(rank, world, port, img, txt, scale, out_dir):
         loss.backward()
         torch.save(dict(loss=loss.detach(), gi=li.grad, gt=lt.grad),
                    os.path.join(out_dir, f'rank{rank}.pt'))
+        dist.barrier()
     finally:
         dist.destroy_process_group()
 
 
-def test_gathered_loss_and_grads_match_single_process(tmp_path):
+@pytest.mark.parametrize('nccl', [False, True], ids=['gloo', 'nccl-path'])
+def test_gathered_loss_and_grads_match_single_process(tmp_path, nccl):
     torch.manual_seed(0)
     world, n = 2, 6
     img = F.normalize(torch.randn(n, 8), dim=-1)
     txt = F.normalize(torch.randn(n, 8), dim=-1)
     scale = torch.tensor(7.)
-    mp.spawn(_worker, args=(world, _free_port(), img, txt, scale, str(tmp_path)), nprocs=world)
+    mp.spawn(_worker, args=(world, _free_port(), img, txt, scale, str(tmp_path), nccl),
+             nprocs=world)
 
     gi, gt = img.clone().requires_grad_(True), txt.clone().requires_grad_(True)
     ref = ClipContrastiveLoss(gather=False)(gi, gt, scale)

@@ -52,8 +52,11 @@ def test_tower_layout_is_the_one_maskrcnn_uses_in_official_state_dict_order():
     from pe_dense.models.detectors import maskrcnn_convert as mc
     deta = [(k[len('backbone.0.body.'):], v) for k, v in dc.official_deta_layout(SMALL).items()
             if k.startswith('backbone.0.body.') and '.fpn1.' not in k]
-    fields = ('embed_dim', 'depth', 'num_heads', 'mlp_dim', 'patch_size', 'pos_grid',
-              'window_size', 'global_attn_indexes', 'img_size', 'layer_scale')
+    from dataclasses import fields as dc_fields
+
+    from pe_dense.models.backbones.checkpoint import TowerSpec
+    fields = [f.name for f in dc_fields(TowerSpec)]
+    assert len(fields) == 10
     same = mc.MaskRCNNSpec(**{f: getattr(SMALL, f) for f in fields})
     assert deta == mc.tower_layout(same, prefix='')
     # torch's state_dict order of PEv1_simpleFPN / PEv1_det: own parameters first, then

@@ -17,9 +17,7 @@ from pe_dense.toy import make_toy
 from tests.fixtures.child_config import toy_deta_child, write_child_config
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-LOSS_RTOL = 1e-4  # float sums in another order (gradient all-reduce, split batches); the toy
-# DETA drifts by up to 5.4e-5 relative by iteration 7 (enc_loss_cls 0.725701 vs 0.725740): the
-# cause (reduction order amplified, or the assigners' sampling drawing per rank) is not yet found
+LOSS_RTOL = 1e-5  # float sums in another order (gradient all-reduce, split batches)
 WEIGHT_ATOL = 1e-4
 
 
@@ -76,9 +74,6 @@ def _compare_weights(path1, path2):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(reason='known open bug: the 2-process toy DETA drifts from the single-process '
-                   'run (5e-5 relative in the losses by iteration 7, weights beyond 1e-4); the '
-                   'cause is not found yet (listed in docs/reliability.md)', strict=False)
 def test_toy_deta_torchrun_two_processes_equals_one(tmp_path):
     cfg = toy_deta_child(
         tmp_path, 'deta_ddp.py', ['tests.fixtures.global_loss_hook'],

@@ -52,16 +52,20 @@ def _predictions(model, cfg):
     return out
 
 
-def test_out_writes_depth_pngs_in_the_ground_truth_units(tmp_path):
-    """NYU ground truth is uint16 millimetres; --out writes the prediction the same way."""
-    cfg = depth_cfg(tmp_path)
+def _pngs_and_predictions(cfg, tmp_path):
+    """``tools/test.py --out DIR`` on a saved checkpoint: (PNG by name, the model's sample)."""
     model, cfg_file, ckpt = _checkpoint(cfg, tmp_path)
-    out = tmp_path / 'pred_depth'
+    out = tmp_path / 'pred'
     tool_test().main([cfg_file, ckpt, '--work-dir', cfg.work_dir, '--out', str(out)])
     want = _predictions(model, cfg)
     assert sorted(p.name for p in out.iterdir()) == ['kitchen_0000.png', 'kitchen_0001.png']
-    for name, sample in want.items():
-        png = cv2.imread(str(out / f'{name}.png'), cv2.IMREAD_UNCHANGED)
+    return [(cv2.imread(str(out / f'{name}.png'), cv2.IMREAD_UNCHANGED), sample)
+            for name, sample in want.items()]
+
+
+def test_out_writes_depth_pngs_in_the_ground_truth_units(tmp_path):
+    """NYU ground truth is uint16 millimetres; --out writes the prediction the same way."""
+    for png, sample in _pngs_and_predictions(depth_cfg(tmp_path), tmp_path):
         metres = sample.pred_depth_map.data.squeeze().cpu().numpy()
         assert png.dtype == np.uint16 and png.shape == (48, 64)
         np.testing.assert_array_equal(png, (metres * 1000).astype(np.uint16))
@@ -69,14 +73,7 @@ def test_out_writes_depth_pngs_in_the_ground_truth_units(tmp_path):
 
 
 def test_out_writes_label_pngs_for_segmentation(tmp_path):
-    cfg = _seg_cfg(tmp_path)
-    model, cfg_file, ckpt = _checkpoint(cfg, tmp_path)
-    out = tmp_path / 'pred_seg'
-    tool_test().main([cfg_file, ckpt, '--work-dir', cfg.work_dir, '--out', str(out)])
-    want = _predictions(model, cfg)
-    assert sorted(p.name for p in out.iterdir()) == ['kitchen_0000.png', 'kitchen_0001.png']
-    for name, sample in want.items():
-        png = cv2.imread(str(out / f'{name}.png'), cv2.IMREAD_UNCHANGED)
+    for png, sample in _pngs_and_predictions(_seg_cfg(tmp_path), tmp_path):
         labels = sample.pred_sem_seg.data.squeeze().cpu().numpy()
         # ADE20k drops label 0 (reduce_zero_label): files hold the dataset's own ids
         np.testing.assert_array_equal(png, labels.astype(np.uint8) + 1)

@@ -12,6 +12,7 @@ import numbers
 import sys
 
 from pe_dense.engine import enable_checkpoint_io
+from pe_dense.engine.cpu_distributed import end_distributed
 from pe_dense.engine.launch import build_runner, common_args, load_config, setup_test
 
 
@@ -37,6 +38,7 @@ def main(argv=None):
                      show=args.show, wait_time=args.wait_time, out=args.out)
     runner = build_runner(cfg, verbose=args.verbose)
     metrics = runner.test()
+    end_distributed()
     print({k: round(float(v), 4) if isinstance(v, numbers.Real) else v
            for k, v in metrics.items()})  # numpy scalars too
     return 0

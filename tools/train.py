@@ -7,6 +7,7 @@ import argparse
 import sys
 
 from pe_dense.engine import enable_checkpoint_io
+from pe_dense.engine.cpu_distributed import end_distributed
 from pe_dense.engine.launch import build_runner, common_args, load_config, setup_train
 
 
@@ -26,6 +27,7 @@ def main(argv=None):
     cfg = load_config(args.config, args)
     cfg = setup_train(cfg, resume=args.resume, amp=args.amp, auto_scale_lr=args.auto_scale_lr)
     build_runner(cfg, verbose=args.verbose).train()
+    end_distributed()
     return 0
 
 

@@ -47,3 +47,14 @@ def start_cpu_distributed(cfg: Config) -> bool:
         wrapper.setdefault('find_unused_parameters', cfg.get('find_unused_parameters', False))
         cfg.model_wrapper_cfg = wrapper
     return True
+
+
+def end_distributed() -> None:
+    """Leave the process group once every rank is done (a clean exit, no orphaned gloo threads).
+
+    Without it, the interpreter can tear down while gloo still holds work from the last
+    collective and abort the process at exit, after a successful run.
+    """
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()

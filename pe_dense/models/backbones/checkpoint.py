@@ -9,6 +9,7 @@ import math
 import os
 import pickle
 import re
+from dataclasses import dataclass
 from typing import Dict, Iterable, List, Optional, Tuple
 
 import torch
@@ -264,7 +265,7 @@ def convert_file(src: str, dst: str, to: str = 'pe_dense') -> StateDict:
 __all__ = ['CheckpointError', 'load_checkpoint_file', 'refused_global', 'refusal_message', 'vision_state_dict', 'is_timm_layout',
            'timm_to_official', 'official_to_timm', 'adapt_to_model', 'save_state_dict',
            'convert_file', 'check_key_layout', 'weight_bias_layout', 'norm_layout',
-           'deconv_layout', 'windowed_tower_layout']
+           'deconv_layout', 'windowed_tower_layout', 'TowerSpec']
 
 
 def check_key_layout(sd: StateDict, layout: Dict[str, tuple], what: str,
@@ -298,6 +299,24 @@ def deconv_layout(prefix: str, cin: int, cout: int) -> Layout:
     return [(f'{prefix}.weight', (cin, cout, 2, 2)), (f'{prefix}.bias', (cout,))]
 
 
+@dataclass
+class TowerSpec:
+    """Sizes of an official windowed detection tower (defaults: the released G towers).
+
+    Detection converters subclass it with their heads' sizes and their own grid defaults.
+    """
+    embed_dim: int = 1536
+    depth: int = 50
+    num_heads: int = 16
+    mlp_dim: int = 8960
+    patch_size: int = 16
+    pos_grid: int = 24                   # the stored absolute pos-emb grid
+    window_size: int = 24
+    global_attn_indexes: Tuple[int, ...] = (12, 24, 36, 49)
+    img_size: int = 1824                 # global RoPE tables are sized for img_size / patch
+    layer_scale: bool = True             # PE-Spatial (LayerScale); PE-Core towers: False
+
+
 def windowed_tower_layout(spec, prefix: str) -> Layout:
     """The official detection towers' keys and shapes, in their state-dict order.
 
@@ -305,9 +324,7 @@ def windowed_tower_layout(spec, prefix: str) -> Layout:
     models/pev1.py``, ``apps/detection/detectron2_pe/modeling/backbone/pev1_det.py``) build
     the same tower: a ``(1, N, C)`` position embedding, shared window / global RoPE modules
     whose tables are stored once globally and again under every block, and LayerScale when
-    ``init_values`` is set. ``spec`` needs ``embed_dim, depth, num_heads, mlp_dim, patch_size,
-    pos_grid, window_size, global_attn_indexes, img_size, layer_scale``; ``prefix`` ends
-    with a dot. Global RoPE tables have ``(img_size / patch_size)^2`` rows, window ones
+    ``init_values`` is set. ``spec`` is a :class:`TowerSpec`; ``prefix`` ends with a dot. Global RoPE tables have ``(img_size / patch_size)^2`` rows, window ones
     ``window_size^2`` (every block is global when ``window_size`` is 0).
     """
     c, hd = spec.embed_dim, spec.embed_dim // spec.num_heads

@@ -18,14 +18,14 @@ import math
 import re
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence
 
 import torch
 from mmengine.logging import print_log
 
 from ..backbones.checkpoint import (CheckpointError, Layout, check_key_layout, deconv_layout,
                                     load_checkpoint_file, norm_layout as _norm,
-                                    weight_bias_layout, windowed_tower_layout)
+                                    TowerSpec, weight_bias_layout, windowed_tower_layout)
 from ..backbones.rope import check_stored_rope_tables, stored_rope_table
 
 StateDict = Dict[str, torch.Tensor]
@@ -41,18 +41,11 @@ COCO_CATEGORY_IDS = (
 
 
 @dataclass
-class DetaSpec:
-    """Sizes that fix the official parameter shapes (defaults: the released Gwin384 model)."""
-    embed_dim: int = 1536
-    depth: int = 50
-    num_heads: int = 16
-    mlp_dim: int = 8960
-    patch_size: int = 16
-    pos_grid: int = 24                   # 384 / 16, the tiled absolute pos-emb
-    window_size: int = 24
-    global_attn_indexes: Tuple[int, ...] = (12, 24, 36, 49)
-    img_size: int = 1824                 # global RoPE tables are sized for img_size / patch
-    layer_scale: bool = True
+class DetaSpec(TowerSpec):
+    """Sizes that fix the official parameter shapes (defaults: the released Gwin384 model).
+
+    Tower defaults: 384 / 16 = 24 for the tiled pos-emb and the windows, RoPE for 1824 px.
+    """
     hidden_dim: int = 256
     ffn_dim: int = 2048
     num_heads_det: int = 8

@@ -26,26 +26,19 @@ import torch
 
 from ..backbones.checkpoint import (CheckpointError, Layout, check_key_layout, load_checkpoint_file,
                                     deconv_layout as _deconv, norm_layout as _norm,
-                                    weight_bias_layout as _wb, windowed_tower_layout)
+                                    TowerSpec, weight_bias_layout as _wb, windowed_tower_layout)
 from ..backbones.rope import check_stored_rope_tables, stored_rope_table
 
 StateDict = Dict[str, torch.Tensor]
 
 
 @dataclass
-class MaskRCNNSpec:
+class MaskRCNNSpec(TowerSpec):
     """Sizes that fix the official parameter shapes (defaults: the released G models)."""
-    embed_dim: int = 1536
-    depth: int = 50
-    num_heads: int = 16
-    mlp_dim: int = 8960
-    patch_size: int = 16
     pos_grid: int = 32                    # pretrain_img_size 512 / patch 16
     window_size: int = 32
-    global_attn_indexes: Tuple[int, ...] = (12, 24, 36, 49)
     img_size: int = 1024                  # global RoPE tables: (img_size / patch)^2 rows
     rope_pt_seq_len: int = 32
-    layer_scale: bool = True              # PE-Spatial (init_values=0.1); PE-Core: False
     fpn_dim: int = 256
     box_convs: int = 4
     mask_convs: int = 4

@@ -1,10 +1,10 @@
 """CLIP losses: contrastive (features gathered across ranks), soft-target distillation, mask
 regularisation.
 
-Gathering uses ``torch.distributed.nn.functional.all_gather``, which is differentiable: each rank
-scores only its own rows against the global batch ("local loss"), and the backward pass sends
-every rank the gradient other ranks' losses put on its features. After DDP averages parameter
-gradients, the update equals the gradient of the single-process loss on the global batch.
+Gathering is differentiable: each rank scores only its own rows against the global batch
+("local loss"), and the backward pass sends every rank the gradient other ranks' losses put on its
+features. After DDP averages parameter gradients, the update equals the gradient of the
+single-process loss on the global batch.
 """
 from typing import Tuple
 
@@ -21,18 +21,46 @@ def _world() -> Tuple[int, int]:
     return 0, 1
 
 
+class _GatherRows(torch.autograd.Function):
+    """All-gather whose backward sums every rank's gradient and keeps this rank's rows.
+
+    ``torch.distributed.nn.functional.all_gather`` emulates that sum with an all-to-all on gloo,
+    whose worker threads can outlive ``destroy_process_group`` and abort the process at exit
+    ("terminate called without an active exception"); an all-reduce (or NCCL's reduce-scatter)
+    computes the same sum.
+    """
+
+    @staticmethod
+    def forward(ctx, x):
+        world, rank = dist.get_world_size(), dist.get_rank()
+        parts = [torch.empty_like(x) for _ in range(world)]
+        dist.all_gather(parts, x.contiguous())
+        ctx.rank, ctx.rows = rank, x.shape[0]
+        return torch.cat(parts)
+
+    @staticmethod
+    def backward(ctx, grad):
+        grad = grad.contiguous()
+        if dist.get_backend() == dist.Backend.NCCL:
+            out = grad.new_empty((ctx.rows,) + grad.shape[1:])
+            dist.reduce_scatter_tensor(out, grad)
+            return out
+        grad = grad.clone()  # all_reduce works in place; autograd may still hold the input
+        dist.all_reduce(grad)
+        return grad[ctx.rank * ctx.rows:(ctx.rank + 1) * ctx.rows]
+
+
 def gather_with_grad(x: torch.Tensor) -> Tuple[torch.Tensor, int]:
     """All ranks' ``x`` concatenated (rank order, grads kept) and this rank's row offset."""
     rank, world = _world()
     if world == 1:
         return x, 0
-    from torch.distributed.nn.functional import all_gather
     sizes = [torch.zeros(1, dtype=torch.long, device=x.device) for _ in range(world)]
     dist.all_gather(sizes, torch.tensor([x.shape[0]], device=x.device))
     if len({int(s) for s in sizes}) != 1:
         raise ValueError(f'contrastive gather needs equal per-rank batches, got '
                          f'{[int(s) for s in sizes]} (use drop_last=True)')
-    return torch.cat(all_gather(x)), rank * x.shape[0]
+    return _GatherRows.apply(x), rank * x.shape[0]
 
 
 def contrastive_logits(image: torch.Tensor, text: torch.Tensor, scale: torch.Tensor, gather: bool):
