@@ -10,6 +10,7 @@ from torch.utils.data import DataLoader
 
 from pe_dense.datasets import WebImageTextStream
 from pe_dense.datasets.image_text import ManifestError
+from tests.fixtures.global_state import checkpoint_io  # noqa: F401  (fixture: resume as tools do)
 
 PIPE = [dict(type='ClipLoadImage', on_missing='skip'), dict(type='ClipResize', scale=24),
         dict(type='PackClipInputs', meta_keys=('caption', 'label', 'shard_pos'))]
@@ -143,3 +144,109 @@ def test_video_frames_are_seeked_not_all_decoded(tmp_path, monkeypatch):
     means = [f.mean() for f in out['imgs']]
     assert means == pytest.approx([30, 90, 150, 210], abs=4)  # the sampled frames themselves
     assert out['img_shape'] == (24, 32)
+
+
+def test_resume_shard_of_readers():
+    from pe_dense.engine.hooks.web_stream_resume import consumer_of, resume_shard
+    # 7 shards, 2 ranks x 2 workers: reader (rank r, worker w) reads r + 2w, r + 2w + 4
+    assert [consumer_of(p, 0, 2, 2) for p in range(7)] == [0, 2, 1, 3, 0, 2, 1]
+    assert resume_shard([4, 1, 2, 3], 0, 7, 2, 2) == 1  # rank 0 worker 1 still in shard 1
+    assert resume_shard([4, -1, 6, 5], 0, 7, 2, 2) == 2  # reader 1 not started: its first is 2
+    assert resume_shard([-1, -1, -1, -1], 3, 7, 2, 2) == 3  # nothing trained since start 3
+    assert resume_shard([5, -1, 6, -1], 4, 7, 2, 2) == 5  # readers 1, 3 have no shard from 4
+
+
+@pytest.mark.parametrize('workers', [0, 2])
+def test_checkpoint_stores_the_stream_position_and_resumes_there(tmp_path, workers,
+                                                                 checkpoint_io):
+    """Six iterations of 2 samples over 3 shards of 5 (fixed order): the checkpoint after
+    iteration 3 (samples 0-5: shard 0 done, shard 1 begun) stores shard 1; resumed from it,
+    iteration 4 trains on shard 1 from its first sample. With 2 workers each reader takes
+    every other shard and the batches alternate between them."""
+    import torch
+    from mmengine.config import Config
+    from mmengine.runner import Runner
+    import tests.fixtures.stream_model  # noqa: F401  registers StreamRecorder
+    keys = _shards(tmp_path)
+    by_shard = {s: sorted(k for k, v in keys.items() if v == s) for s in range(3)}
+
+    def cfg(name, iters, **extra):
+        return Config(dict(
+            model=dict(type='StreamRecorder'), work_dir=str(tmp_path / 'work'),
+            experiment_name=f'{name}_{workers}_{tmp_path.name}',
+            train_dataloader=dict(
+                batch_size=2, num_workers=workers, sampler=None,
+                collate_fn=dict(type='pseudo_collate'),
+                dataset=dict(type='WebImageTextStream', shards=str(tmp_path / 'shard-*.tar'),
+                             pipeline=PIPE, shuffle_shards=False, num_samples=15)),
+            train_cfg=dict(type='IterBasedTrainLoop', max_iters=iters),
+            optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.1)),
+            default_hooks=dict(checkpoint=dict(type='CheckpointHook', interval=3,
+                                               by_epoch=False),
+                               logger=dict(type='LoggerHook', interval=1)),
+            log_processor=dict(by_epoch=False),
+            custom_hooks=[dict(type='WebStreamResumeHook')],
+            default_scope='mmengine', randomness=dict(seed=0), log_level='WARNING', **extra))
+
+    import pe_dense.engine  # noqa: F401  registers the hook
+    import pe_dense.datasets  # noqa: F401
+    first = Runner.from_cfg(cfg('first', 3))
+    first.train()
+    ckpt = torch.load(tmp_path / 'work' / 'iter_3.pth', weights_only=False)
+    seen = first.model.seen
+    if workers == 0:
+        assert seen == by_shard[0] + by_shard[1][:1]
+        assert ckpt['web_stream'] == dict(epoch=0, start_shard=1)
+    else:  # worker 0 reads shards 0, 2; worker 1 shard 1; batches alternate 0, 1, 0
+        assert seen == by_shard[0][:2] + by_shard[1][:2] + by_shard[0][2:4]
+        assert ckpt['web_stream'] == dict(epoch=0, start_shard=0)
+    resumed = Runner.from_cfg(cfg('resumed', 4, resume=True,
+                                  load_from=str(tmp_path / 'work' / 'iter_3.pth')))
+    resumed.train()
+    start = ckpt['web_stream']['start_shard']
+    assert resumed.model.seen == by_shard[start][:2]
+
+
+@pytest.mark.slow
+def test_two_ranks_store_and_resume_the_stream_position(tmp_path):
+    """2 gloo processes over 4 shards of 5 (rank 0 reads shards 0 and 2, rank 1 shards 1 and 3):
+    after 3 iterations of 2 samples each rank has begun its second shard, so the checkpoint
+    stores shard 2; resumed in 2 processes, rank 0 starts shard 2 and rank 1 shard 3."""
+    import json
+    import torch
+    from tests.test_gpu_distributed import _torchrun
+    for s in range(4):
+        _write_shard(tmp_path / f'shard-{s:03d}.tar',
+                     [m for i in range(5) for m in ((f's{s}_{i:02d}.jpg', _jpeg(10 * s + i)),
+                                                    (f's{s}_{i:02d}.txt', f'cap s{s}_{i:02d}'
+                                                     .encode()))])
+    body = ("model = dict(type='StreamRecorder', out_dir=OUT)\n"
+            "train_dataloader = dict(batch_size=2, num_workers=0, sampler=None, "
+            "collate_fn=dict(type='pseudo_collate'), "
+            f"dataset=dict(type='WebImageTextStream', shards={str(tmp_path / 'shard-*.tar')!r}, "
+            f"pipeline={PIPE!r}, shuffle_shards=False, num_samples=20))\n"
+            "train_cfg = dict(type='IterBasedTrainLoop', max_iters=ITERS)\n"
+            "optim_wrapper = dict(optimizer=dict(type='SGD', lr=0.1))\n"
+            "default_hooks = dict(checkpoint=dict(type='CheckpointHook', interval=3, "
+            "by_epoch=False), logger=dict(type='LoggerHook', interval=1))\n"
+            "log_processor = dict(by_epoch=False)\n"
+            "custom_hooks = [dict(type='WebStreamResumeHook')]\n"
+            "default_scope = 'mmengine'\nrandomness = dict(seed=0)\n")
+    body = ("custom_imports = dict(imports=['pe_dense.engine', 'pe_dense.datasets', "
+            "'tests.fixtures.stream_model'], allow_failed_imports=False)\n" + body)
+    work = tmp_path / 'work'
+    first = tmp_path / 'first.py'
+    first.write_text(body.replace('OUT', repr(str(tmp_path / 'first'))).replace('ITERS', '3'))
+    _torchrun(str(first), work, tmp_path / 'first.log')
+    seen = [json.load(open(tmp_path / 'first' / f'rank{r}.json')) for r in (0, 1)]
+    assert seen == [[f's0_{i:02d}' for i in range(5)] + ['s2_00'],
+                    [f's1_{i:02d}' for i in range(5)] + ['s3_00']]
+    ckpt = torch.load(work / 'iter_3.pth', weights_only=False)
+    assert ckpt['web_stream'] == dict(epoch=0, start_shard=2)
+    resumed = tmp_path / 'resumed.py'
+    resumed.write_text(body.replace('OUT', repr(str(tmp_path / 'resumed')))
+                       .replace('ITERS', '4'))
+    _torchrun(str(resumed), work, tmp_path / 'resumed.log', 'resume=True',
+              f'load_from={work / "iter_3.pth"}')
+    seen = [json.load(open(tmp_path / 'resumed' / f'rank{r}.json')) for r in (0, 1)]
+    assert seen == [['s2_00', 's2_01'], ['s3_00', 's3_01']]

@@ -47,6 +47,7 @@ def test_doc_prints_the_computed_table():
 def test_fsdp_base_config_resolves():
     from mmengine.config import Config
     import mmengine._strategy  # noqa: F401  registers the strategies
+    import pe_dense.engine  # noqa: F401  registers FullyShardStrategy
     import mmengine.runner  # noqa: F401  registers FlexibleRunner
     from mmengine.registry import RUNNERS, STRATEGIES
     cfg = Config.fromfile(os.path.join(ROOT, 'configs', '_base_', 'fsdp_g14.py'))

@@ -1,15 +1,14 @@
-# FSDP for G-size PE backbones (1.9B params): shard params, grads and AdamW states over the GPUs.
-# Use with MMEngine's FlexibleRunner: `runner_type = 'FlexibleRunner'` is set here; a config
-# adds this file to its _base_ and keeps everything else. Activation checkpointing: the PE
-# backbone's own per-block `with_cp=True` (set below), so no FSDP check_fn is needed.
-# Memory per setting (computed): docs/distributed.md.
+# FSDP2 for G-size PE backbones (1.9B params): shard params, grads and optimizer states over the
+# ranks with torch.distributed.fsdp.fully_shard, one unit per PE block (~37M params in PE-G) plus
+# the root for the rest (neck, decoder, head). Strategy: pe_dense/engine/fsdp2.py (MMEngine
+# 0.10.7's FSDPStrategy is FSDP1 and needs CUDA; this one also runs on CPU/gloo). A config adds
+# this file to its _base_ and keeps everything else. Checkpoints are full (unsharded) MMEngine
+# files that a single process resumes. Activation checkpointing: the PE backbone's per-block
+# `with_cp=True`. Memory per setting (computed): docs/distributed.md.
 runner_type = 'FlexibleRunner'
 strategy = dict(
-    type='FSDPStrategy',
-    model_wrapper=dict(
-        auto_wrap_policy=dict(type='torch.distributed.fsdp.wrap.size_based_auto_wrap_policy',
-                              min_num_params=int(2e7)),  # one PE-G block is ~37M params
-        use_orig_params=True),  # keeps per-parameter lr/decay groups (layer decay) valid
-    state_dict_type='FULL_STATE_DICT')
+    type='FullyShardStrategy',
+    unit_types=['ResidualAttentionBlock'],  # PE's block (pe_dense/models/backbones/pe.py)
+    reshard_after_forward=True)
 model = dict(backbone=dict(with_cp=True))
 env_cfg = dict(dist_cfg=dict(backend='nccl'))

@@ -65,12 +65,16 @@ class WebImageTextStream(IterableDataset):
             their order inside a shard.
         start_shard: resume an epoch after that many shards of its order.
         rank / world_size: default to torch.distributed's (0 / 1 when not initialised).
+        num_samples: samples in an epoch (all ranks), an estimate is fine. Only ``len()`` uses
+            it (this rank's share): MMEngine's ``LoggerHook`` asks every iteration for the
+            train dataloader's length, which a stream cannot know without reading.
     """
 
     def __init__(self, shards: Union[str, Sequence[str]], pipeline: Sequence = (),
                  caption_key: str = 'caption', on_bad: str = 'skip', shuffle_shards: bool = True,
                  seed: int = 0, start_shard: int = 0, rank: Optional[int] = None,
-                 world_size: Optional[int] = None, data_root: str = ''):
+                 world_size: Optional[int] = None, data_root: str = '',
+                 num_samples: Optional[int] = None):
         if on_bad not in ('error', 'skip'):
             raise ValueError(f"on_bad must be 'error' or 'skip', got {on_bad!r}")
         self.urls = expand_shards(shards, data_root)
@@ -78,9 +82,17 @@ class WebImageTextStream(IterableDataset):
         self.caption_key, self.on_bad = caption_key, on_bad
         self.shuffle_shards, self.seed, self.start_shard = shuffle_shards, seed, start_shard
         self.rank, self.world_size = rank, world_size
+        self.num_samples = num_samples
         self.epoch = 0
         self.skipped = 0
         self.skipped_shards = 0
+
+    def __len__(self) -> int:
+        if self.num_samples is None:
+            raise TypeError('WebImageTextStream has no length: set num_samples (samples per '
+                            'epoch, an estimate) for loops and loggers that ask for one')
+        world = _rank_world()[1] if self.world_size is None else self.world_size
+        return -(-self.num_samples // world)
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -146,10 +158,15 @@ class WebImageTextStream(IterableDataset):
                     label=-1, source=f'{url}:{key}')
 
     def __iter__(self) -> Iterator[dict]:
-        from webdataset.gopen import gopen
+        """The shard list is fixed here, when the iterator is made (``start_shard`` may change
+        afterwards without touching a running pass), and read lazily."""
         info = get_worker_info()
         worker, workers = (info.id, info.num_workers) if info else (0, 1)
-        for pos, url in self.my_shards(worker, workers):
+        return self._read(self.my_shards(worker, workers))
+
+    def _read(self, shards: List[tuple]) -> Iterator[dict]:
+        from webdataset.gopen import gopen
+        for pos, url in shards:
             try:
                 stream = gopen(url)
             except OSError as err:  # missing / unreadable file

@@ -5,7 +5,7 @@ process, what pe_dense's tools run with (tools/train.py, tools/test.py, tools/in
 """
 from . import hooks  # noqa: F401
 from . import optimizers  # noqa: F401
-from . import atomic_io, cpu_distributed, loops, safe_checkpoint  # noqa: F401
+from . import atomic_io, cpu_distributed, fsdp2, loops, safe_checkpoint  # noqa: F401
 
 
 def enable_checkpoint_io() -> None:

@@ -83,7 +83,11 @@ def build_runner(cfg: Config, verbose: bool = True) -> Runner:
 
 
 def setup_train(cfg: Config, resume=None, amp: bool = False, auto_scale_lr: bool = False) -> Config:
-    """Apply --resume / --amp / --auto-scale-lr the way MMDetection's tools do."""
+    """Apply --resume / --amp / --auto-scale-lr the way MMDetection's tools do; ``cfg.compile``
+    compiles the model's forward, not MMEngine's whole ``train_step`` (see
+    ``pe_dense/engine/hooks/compile_model.py``)."""
+    from .hooks.compile_model import move_compile_to_hook
+    move_compile_to_hook(cfg)
     if amp:
         wrapper = cfg.optim_wrapper.get('type', 'OptimWrapper')
         if wrapper == 'AmpOptimWrapper':

@@ -226,7 +226,7 @@ class PackClipInputs(BaseTransform):
     length. ``context_length=None`` leaves tokenisation to the model.
     """
 
-    def __init__(self, meta_keys: Sequence[str] = ('caption', 'label', 'sample_idx'),
+    def __init__(self, meta_keys: Sequence[str] = ('caption', 'label', 'sample_idx', 'shard_pos'),
                  context_length: Optional[int] = 77):
         self.meta_keys = meta_keys
         self.context_length = context_length
