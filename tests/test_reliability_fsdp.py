@@ -146,10 +146,6 @@ def test_toy_alignment_fsdp_two_processes_equals_one_and_resumes_in_one(tmp_path
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(reason='open: under FSDP2 the toy DETA drifts from one process from iteration '
-                   '4 on (5.4e-5 relative by iteration 7, weights up to 2.3e-4 apart), the '
-                   'drift its DDP test once showed; the toy alignment and AdamW CLIP agree to '
-                   '2e-7 (docs/reliability.md)', strict=False)
 def test_toy_deta_fsdp_two_processes_equals_one(tmp_path):
     cfg = toy_deta_child(
         tmp_path, 'deta_fsdp.py', ['tests.fixtures.global_loss_hook'],
