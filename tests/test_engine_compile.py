@@ -78,3 +78,38 @@ def test_toy_deta_trains_compiled_with_the_eager_losses(tmp_path):
         assert a.keys() == b.keys()
         for k in a:
             assert b[k] == pytest.approx(a[k], rel=1e-4, abs=1e-6), (name, k)
+
+
+@pytest.mark.slow
+def test_toy_segmentor_trains_compiled_with_the_eager_losses(tmp_path):
+    """The mmseg side: the toy ADE20k linear probe (frozen PE + BN + linear head), two
+    iterations eager, with the forward compiled and with only the backbone compiled."""
+    import json
+    from pe_dense.toy import make_toy
+    from tests.fixtures.child_config import write_child_config
+    data = str(tmp_path / 'toy_ade20k')
+    make_toy('ade20k', data, num_train=8, num_val=2, size=96, progress_bar=False)
+    cfg = write_child_config(
+        tmp_path / 'seg_compile.py', os.path.join(ROOT, 'configs', 'demo', 'pe_ade20k_toy.py'),
+        ['pe_dense.seg', 'tests.fixtures.global_loss_hook'],
+        f"train_dataloader = dict(dataset=dict(data_root={data!r}))\n"
+        "train_cfg = dict(max_iters=2, val_interval=100)\n"
+        "default_hooks = dict(checkpoint=dict(interval=100), logger=dict(interval=1))\n"
+        "custom_hooks = [dict(type='GlobalLossRecordHook', out_file='losses.json')]\n")
+    losses = {}
+    for name, extra in (('eager', []), ('compiled', ['compile.backend=aot_eager']),
+                        ('backbone', ['compile.backend=aot_eager', 'compile.target=backbone'])):
+        work = tmp_path / name
+        _run([os.sys.executable, os.path.join(ROOT, 'tools', 'train.py'), cfg, '--work-dir',
+              str(work), '--cfg-options', f'custom_hooks.0.out_file={work}/losses.json',
+              *extra], tmp_path / f'{name}.log', timeout=300)
+        losses[name] = json.load(open(work / 'losses.json'))
+    assert 'torch.compile(EncoderDecoder.forward' in open(tmp_path / 'compiled.log').read()
+    assert 'torch.compile(PE.forward' in open(tmp_path / 'backbone.log').read()
+    eager = losses['eager']
+    assert [r['iter'] for r in eager] == [1, 2]
+    for name in ('compiled', 'backbone'):
+        for a, b in zip(eager, losses[name], strict=True):
+            assert a.keys() == b.keys() and 'decode.loss_ce' in a
+            for k in a:
+                assert b[k] == pytest.approx(a[k], rel=1e-4, abs=1e-6), (name, a['iter'], k)
