@@ -64,8 +64,9 @@ def _as_tuple(x):
     return tuple(_as_tuple(v) for v in x) if isinstance(x, (list, tuple)) else x
 
 
-class _SkipFirst:
-    """Iterator that answers the loop's own fast-forward calls without drawing data again."""
+class SkipFirst:
+    """Iterator whose first ``count`` pulls return None: it answers the loop's own
+    fast-forward calls on resume without drawing data again."""
 
     def __init__(self, iterator, count: int):
         self._iterator, self._count = iterator, count
@@ -129,7 +130,7 @@ class RNGStateHook(Hook):
         if isinstance(loop, IterBasedTrainLoop) and done > 0:
             for _ in range(done):
                 next(loop.dataloader_iterator)
-            loop.dataloader_iterator = _SkipFirst(loop.dataloader_iterator, done)
+            loop.dataloader_iterator = SkipFirst(loop.dataloader_iterator, done)
         self._restore()
 
     def before_train_iter(self, runner, batch_idx: int, data_batch=None) -> None:

@@ -22,6 +22,8 @@ from mmengine.registry import HOOKS
 from mmengine.runner import IterBasedTrainLoop
 from mmengine.runner.loops import _InfiniteDataloaderIterator
 
+from .rng_state import SkipFirst
+
 
 def consumer_of(pos: int, start: int, world: int, workers: int) -> int:
     """Which reader (``rank * workers + worker``) reads shard ``pos`` of a pass from ``start``."""
@@ -50,25 +52,6 @@ def _positions(data_batch) -> List[int]:
         return [] if pos is None else [int(p) for p in pos]
     return [int(s['shard_pos']) for s in samples or [] if isinstance(s, dict) and
             'shard_pos' in s]
-
-
-class _AnswerSkips:
-    """An iterator whose first ``count`` pulls return None without reading."""
-
-    def __init__(self, iterator, count: int):
-        self._iterator, self._count = iterator, count
-
-    def __iter__(self):
-        return self
-
-    def __next__(self):
-        if self._count > 0:
-            self._count -= 1
-            return None
-        return next(self._iterator)
-
-    def __getattr__(self, name):
-        return getattr(self._iterator, name)
 
 
 @HOOKS.register_module()
@@ -105,7 +88,7 @@ class WebStreamResumeHook(Hook):
         loop = runner.train_loop
         resumed = _InfiniteDataloaderIterator(loop.dataloader)  # the pass fixes its shards here
         stream.start_shard = before  # later passes read the whole order
-        loop.dataloader_iterator = _AnswerSkips(resumed, loop._iter)
+        loop.dataloader_iterator = SkipFirst(resumed, loop._iter)
         self._start = saved['start_shard']
         runner.logger.info(f'web stream resumed at shard {saved["start_shard"]} of epoch '
                            f'{saved["epoch"]}\'s order')
