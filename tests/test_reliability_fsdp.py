@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from pe_dense.toy.images import make_images
-from tests.fixtures.child_config import toy_deta_child, write_child_config
+from tests.fixtures.child_config import toy_clip_child, toy_deta_child, write_child_config
 from tests.test_reliability_torchrun import (LOSS_RTOL, ROOT, WEIGHT_ATOL, _compare_losses,
                                              _free_port, _run)
 
@@ -171,26 +171,7 @@ def test_toy_clip_with_lamb_fsdp_two_processes_equals_one(tmp_path):
     """PE-Core's toy CLIP: timm's LAMB with its global gradient-norm clip, and a 0-d
     ``logit_scale`` kept replicated beside the sharded vision blocks (the text tower's blocks are
     another class and go with the root)."""
-    from mmengine.config import Config
-    from pe_dense.toy import make_toy
-    toy = os.path.join(ROOT, 'configs', 'core', 'pe_core_toy.py')
-    size = Config.fromfile(toy).img_size
-    data = tmp_path / 'toy_imagetext'
-    make_toy('imagetext', str(data), num_train=32, num_val=8, size=size, progress_bar=False)
-    cfg = write_child_config(
-        tmp_path / 'clip_fsdp.py', toy, ['pe_dense.core', 'tests.fixtures.global_loss_hook'],
-        body="model = dict(mask_reg=None, zero_shot=None)\n"
-             "train_pipeline = [dict(type='ClipLoadImage'), "
-             f"dict(type='ClipResize', scale={size}), dict(type='PackClipInputs')]\n"
-             f"train_dataloader = dict(dataset=dict(data_root={str(data)!r}, "
-             "pipeline=train_pipeline))\n"
-             "train_cfg = dict(max_iters=6, val_interval=100)\n"
-             "param_scheduler = [dict(type='LinearLR', start_factor=0.5, by_epoch=False, "
-             "begin=0, end=6)]\n"
-             "default_hooks = dict(checkpoint=dict(interval=6), logger=dict(interval=1))\n"
-             "custom_hooks = [dict(type='RNGStateHook'), "
-             "dict(type='GlobalLossRecordHook', out_file='losses.json'), "
-             f"dict(type='ProgressiveResolutionHook', schedule=[(0, {size})])]\n" + FSDP)
+    cfg = toy_clip_child(tmp_path, 'clip_fsdp.py', FSDP)
     work1, work2 = tmp_path / 'single', tmp_path / 'fsdp'
     _train(cfg, work1, tmp_path / 'single.log', 16)
     log = _train(cfg, work2, tmp_path / 'fsdp.log', 8, procs=2)

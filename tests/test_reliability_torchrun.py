@@ -13,8 +13,7 @@ import sys
 import pytest
 import torch
 
-from pe_dense.toy import make_toy
-from tests.fixtures.child_config import toy_deta_child, write_child_config
+from tests.fixtures.child_config import toy_clip_child, toy_deta_child
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LOSS_RTOL = 1e-5  # float sums in another order (gradient all-reduce, split batches)
@@ -96,25 +95,7 @@ def test_toy_clip_torchrun_two_processes_equals_one(tmp_path):
     """Contrastive loss over features gathered across ranks: each rank's rows against every
     rank's columns; averaged over the ranks it is the single-process loss (mask regulariser off:
     its masks would be drawn per rank)."""
-    from mmengine.config import Config
-    toy = os.path.join(ROOT, 'configs', 'core', 'pe_core_toy.py')
-    size = Config.fromfile(toy).img_size
-    data = tmp_path / 'toy_imagetext'
-    make_toy('imagetext', str(data), num_train=32, num_val=8, size=size, progress_bar=False)
-    cfg = write_child_config(
-        tmp_path / 'clip_ddp.py', toy, ['pe_dense.core', 'tests.fixtures.global_loss_hook'],
-        body="model = dict(mask_reg=None, zero_shot=None)\n"
-             "train_pipeline = [dict(type='ClipLoadImage'), "
-             f"dict(type='ClipResize', scale={size}), dict(type='PackClipInputs')]\n"
-             f"train_dataloader = dict(dataset=dict(data_root={str(data)!r}, "
-             "pipeline=train_pipeline))\n"
-             "train_cfg = dict(max_iters=6, val_interval=100)\n"
-             "param_scheduler = [dict(type='LinearLR', start_factor=0.5, by_epoch=False, "
-             "begin=0, end=6)]\n"
-             "default_hooks = dict(checkpoint=dict(interval=6), logger=dict(interval=1))\n"
-             "custom_hooks = [dict(type='RNGStateHook'), "
-             "dict(type='GlobalLossRecordHook', out_file='losses.json'), "
-             f"dict(type='ProgressiveResolutionHook', schedule=[(0, {size})])]\n")
+    cfg = toy_clip_child(tmp_path, 'clip_ddp.py')
     work1, work2 = _single_and_torchrun(cfg, tmp_path, global_batch=16)
     a, _ = _compare_losses(work1, work2, iters=6)
     assert a[-1]['loss_clip'] < a[0]['loss_clip']  # it trains
