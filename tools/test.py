@@ -38,9 +38,9 @@ def main(argv=None):
                      show=args.show, wait_time=args.wait_time, out=args.out)
     runner = build_runner(cfg, verbose=args.verbose)
     metrics = runner.test()
-    end_distributed()
     print({k: round(float(v), 4) if isinstance(v, numbers.Real) else v
            for k, v in metrics.items()})  # numpy scalars too
+    end_distributed()
     return 0
 
 

@@ -5,6 +5,9 @@ passes ``device_ids=[LOCAL_RANK]``; both fail on a CPU-only host. The same confi
 laptop under torchrun and on GPU nodes, so on CPU the process group is started here with gloo
 (MMEngine then sees it running and skips its own start) and the DDP wrapper drops device ids.
 """
+import logging
+import os
+import sys
 from datetime import timedelta
 
 import torch
@@ -50,11 +53,20 @@ def start_cpu_distributed(cfg: Config) -> bool:
 
 
 def end_distributed() -> None:
-    """Leave the process group once every rank is done (a clean exit, no orphaned gloo threads).
+    """Leave the process group once every rank is done, then end the process at once.
 
-    Without it, the interpreter can tear down while gloo still holds work from the last
-    collective and abort the process at exit, after a successful run.
+    gloo can abort a process in interpreter teardown after a successful run ("terminate called
+    without an active exception": its threads still hold work of the last collectives), which
+    torchrun reports as a failed job. So a distributed process leaves the group after a barrier,
+    flushes its logs and streams, and exits without the teardown; by then the runner has
+    written its checkpoints and closed its visualisation backends. Nothing happens without a
+    process group.
     """
-    if dist.is_available() and dist.is_initialized():
-        dist.barrier()
-        dist.destroy_process_group()
+    if not (dist.is_available() and dist.is_initialized()):
+        return
+    dist.barrier()
+    dist.destroy_process_group()
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
