@@ -10,6 +10,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 import torch.nn.functional as F
 
+from pe_dense.engine.cpu_distributed import end_distributed
 from pe_dense.models.losses.contrastive import (ClipContrastiveLoss, ClipDistillLoss,
                                                 masked_token_cosine_loss)
 
@@ -98,9 +99,10 @@ def _worker(rank, world, port, img, txt, scale, out_dir, nccl=False):
         loss.backward()
         torch.save(dict(loss=loss.detach(), gi=li.grad, gt=lt.grad),
                    os.path.join(out_dir, f'rank{rank}.pt'))
-        dist.barrier()
-    finally:
+    except BaseException:
         dist.destroy_process_group()
+        raise
+    end_distributed()  # as the tools end: no interpreter teardown for gloo to abort in
 
 
 @pytest.mark.parametrize('nccl', [False, True], ids=['gloo', 'nccl-path'])
