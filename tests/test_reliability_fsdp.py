@@ -13,7 +13,8 @@ import pytest
 import torch
 
 from pe_dense.toy.images import make_images
-from tests.fixtures.child_config import toy_clip_child, toy_deta_child, write_child_config
+from tests.fixtures.child_config import (toy_clip_child, toy_deta_equality_child,
+                                         write_child_config)
 from tests.test_reliability_torchrun import (LOSS_RTOL, ROOT, WEIGHT_ATOL, _compare_losses,
                                              _free_port, _run)
 
@@ -147,16 +148,7 @@ def test_toy_alignment_fsdp_two_processes_equals_one_and_resumes_in_one(tmp_path
 
 @pytest.mark.slow
 def test_toy_deta_fsdp_two_processes_equals_one(tmp_path):
-    cfg = toy_deta_child(
-        tmp_path, 'deta_fsdp.py', ['tests.fixtures.global_loss_hook'],
-        dataset='pipeline=train_pipeline, ',
-        body="train_pipeline = [dict(type='LoadImageFromFile'), "
-             "dict(type='LoadAnnotations', with_bbox=True), "
-             "dict(type='Resize', scale=(96, 96), keep_ratio=True), dict(type='PackDetInputs')]\n"
-             "train_cfg = dict(max_epochs=2, val_interval=100)\n"
-             "default_hooks = dict(checkpoint=dict(interval=2), logger=dict(interval=1))\n"
-             "custom_hooks = [dict(type='RNGStateHook'), "
-             "dict(type='GlobalLossRecordHook', out_file='losses.json')]\n" + FSDP)
+    cfg = toy_deta_equality_child(tmp_path, 'deta_fsdp.py', FSDP)
     work1, work2 = tmp_path / 'single', tmp_path / 'fsdp'
     _train(cfg, work1, tmp_path / 'single.log', 4)
     log = _train(cfg, work2, tmp_path / 'fsdp.log', 2, procs=2)

@@ -13,7 +13,7 @@ import sys
 import pytest
 import torch
 
-from tests.fixtures.child_config import toy_clip_child, toy_deta_child
+from tests.fixtures.child_config import toy_clip_child, toy_deta_equality_child
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LOSS_RTOL = 1e-5  # float sums in another order (gradient all-reduce, split batches)
@@ -74,16 +74,7 @@ def _compare_weights(path1, path2):
 
 @pytest.mark.slow
 def test_toy_deta_torchrun_two_processes_equals_one(tmp_path):
-    cfg = toy_deta_child(
-        tmp_path, 'deta_ddp.py', ['tests.fixtures.global_loss_hook'],
-        dataset='pipeline=train_pipeline, ',
-        body="train_pipeline = [dict(type='LoadImageFromFile'), "
-             "dict(type='LoadAnnotations', with_bbox=True), "
-             "dict(type='Resize', scale=(96, 96), keep_ratio=True), dict(type='PackDetInputs')]\n"
-             "train_cfg = dict(max_epochs=2, val_interval=100)\n"
-             "default_hooks = dict(checkpoint=dict(interval=2), logger=dict(interval=1))\n"
-             "custom_hooks = [dict(type='RNGStateHook'), "
-             "dict(type='GlobalLossRecordHook', out_file='losses.json')]\n")
+    cfg = toy_deta_equality_child(tmp_path, 'deta_ddp.py')
     work1, work2 = _single_and_torchrun(cfg, tmp_path, global_batch=4)
     a, _ = _compare_losses(work1, work2, iters=8)
     assert a[-1]['loss'] < a[0]['loss']  # it trains
