@@ -1,6 +1,7 @@
 """``compile`` in a config compiles the model's forward (CompileModelHook), not MMEngine's whole
 ``train_step``: no recompilation while the lr changes, and a PE detector trains compiled with
 the losses of the eager run."""
+import json
 import os
 
 import pytest
@@ -48,12 +49,27 @@ def test_lr_schedule_does_not_recompile(tmp_path, ours):
     torch._dynamo.reset()
 
 
+def _train_eager_and_compiled(cfg: str, tmp_path, loss_hook: int) -> dict:
+    """tools/train.py eager, with the forward compiled and with the backbone compiled (dynamo +
+    AOT autograd); each run's recorded losses by name (``loss_hook``: the recorder's index in
+    ``custom_hooks``), its log in ``tmp_path/<name>.log``."""
+    losses = {}
+    for name, extra in (('eager', []), ('compiled', ['compile.backend=aot_eager']),
+                        ('backbone', ['compile.backend=aot_eager', 'compile.target=backbone'])):
+        work = tmp_path / name
+        _run([os.sys.executable, os.path.join(ROOT, 'tools', 'train.py'), cfg, '--work-dir',
+              str(work), '--cfg-options',
+              f'custom_hooks.{loss_hook}.out_file={work}/losses.json', *extra],
+             tmp_path / f'{name}.log', timeout=300)
+        losses[name] = json.load(open(work / 'losses.json'))
+    return losses
+
+
 @pytest.mark.slow
 def test_toy_deta_trains_compiled_with_the_eager_losses(tmp_path):
     """One iteration of the toy DETA through tools/train.py with ``compile`` (dynamo + AOT
     autograd; inductor's code generation is left out for time), the whole forward and only the
     backbone, against the eager run."""
-    import json
     cfg = toy_deta_child(
         tmp_path, 'deta_compile.py', ['tests.fixtures.global_loss_hook'],
         loader='batch_size=2, ', dataset='indices=2, ',
@@ -61,14 +77,7 @@ def test_toy_deta_trains_compiled_with_the_eager_losses(tmp_path):
              "default_hooks = dict(checkpoint=dict(interval=100), logger=dict(interval=1))\n"
              "custom_hooks = [dict(type='RNGStateHook'), "
              "dict(type='GlobalLossRecordHook', out_file='losses.json')]\n")
-    losses = {}
-    for name, extra in (('eager', []), ('compiled', ['compile.backend=aot_eager']),
-                        ('backbone', ['compile.backend=aot_eager', 'compile.target=backbone'])):
-        work = tmp_path / name
-        _run([os.sys.executable, os.path.join(ROOT, 'tools', 'train.py'), cfg, '--work-dir',
-              str(work), '--cfg-options', f'custom_hooks.1.out_file={work}/losses.json',
-              *extra], tmp_path / f'{name}.log', timeout=300)
-        losses[name] = json.load(open(work / 'losses.json'))
+    losses = _train_eager_and_compiled(cfg, tmp_path, loss_hook=1)
     assert 'torch.compile(DETA.forward' in open(tmp_path / 'compiled.log').read()
     assert 'torch.compile(PE.forward' in open(tmp_path / 'backbone.log').read()
     (a, ) = losses['eager']
@@ -84,7 +93,6 @@ def test_toy_deta_trains_compiled_with_the_eager_losses(tmp_path):
 def test_toy_segmentor_trains_compiled_with_the_eager_losses(tmp_path):
     """The mmseg side: the toy ADE20k linear probe (frozen PE + BN + linear head), two
     iterations eager, with the forward compiled and with only the backbone compiled."""
-    import json
     from pe_dense.toy import make_toy
     from tests.fixtures.child_config import write_child_config
     data = str(tmp_path / 'toy_ade20k')
@@ -96,14 +104,7 @@ def test_toy_segmentor_trains_compiled_with_the_eager_losses(tmp_path):
         "train_cfg = dict(max_iters=2, val_interval=100)\n"
         "default_hooks = dict(checkpoint=dict(interval=100), logger=dict(interval=1))\n"
         "custom_hooks = [dict(type='GlobalLossRecordHook', out_file='losses.json')]\n")
-    losses = {}
-    for name, extra in (('eager', []), ('compiled', ['compile.backend=aot_eager']),
-                        ('backbone', ['compile.backend=aot_eager', 'compile.target=backbone'])):
-        work = tmp_path / name
-        _run([os.sys.executable, os.path.join(ROOT, 'tools', 'train.py'), cfg, '--work-dir',
-              str(work), '--cfg-options', f'custom_hooks.0.out_file={work}/losses.json',
-              *extra], tmp_path / f'{name}.log', timeout=300)
-        losses[name] = json.load(open(work / 'losses.json'))
+    losses = _train_eager_and_compiled(cfg, tmp_path, loss_hook=0)
     assert 'torch.compile(EncoderDecoder.forward' in open(tmp_path / 'compiled.log').read()
     assert 'torch.compile(PE.forward' in open(tmp_path / 'backbone.log').read()
     eager = losses['eager']
